@@ -1,0 +1,42 @@
+# Thin wrapper over CMake so that `make`, `make test`, `make bench` work from the root.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE      ?= cmake
+
+.PHONY: all configure run test test-fast test-asan valgrind install clean help
+
+all: configure
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || $(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+# The main job on its built-in default.
+run: all
+	$(BUILD)/tools/moebench
+
+# The whole test suite: the normal build, then the same tests under ASan+UBSan.
+test: test-fast test-asan
+
+test-fast: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || $(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOE_SANITIZE=ON
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# Every test under valgrind memcheck (slow).
+valgrind: all
+	cd $(BUILD) && ctest --output-on-failure -T memcheck --overwrite MemoryCheckCommandOptions="--leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite"
+
+install: all
+	$(CMAKE) --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
+
+help:
+	@echo "make [all] | run | test | test-fast | test-asan | valgrind | install [PREFIX=...] | clean"

@@ -1,0 +1,68 @@
+/* moebench public interface: one expert MLP, y = down(silu(gate(x)) * up(x)).
+ *
+ * x[M][H] fp32, y[M][H] fp32, gate and up [I][H], down [H][I], each a struct moe_qtensor of the
+ * weight format in the params. silu(g) = g / (1 + exp(-g)). Activation handling (act_quant):
+ *   NONE    fp32 activations throughout (fp32 accumulation).
+ *   BF16    x and the intermediate a = silu(g)*u are rounded to bf16 before their GEMM (W16A16, W4A16).
+ *   FP8_TENSOR / FP8_1x128   x and a quantized to E4M3 (per-tensor / DeepSeek 1x128) and dequantized.
+ *   NVFP4   x and a quantized to NVFP4 (W4A4) with global scales act_global_scale[0] and [1]
+ *           (<= 0: derived from the amax of that activation, as flashinfer's tests do).
+ * The exact order of operations is the reference's contract (reference/expert.c). */
+#ifndef MOE_EXPERT_H
+#define MOE_EXPERT_H
+
+#include "moe/codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum moe_act_quant {
+	MOE_ACT_NONE = 0,
+	MOE_ACT_BF16 = 1,
+	MOE_ACT_FP8_TENSOR = 2,
+	MOE_ACT_FP8_1x128 = 3,
+	MOE_ACT_NVFP4 = 4,
+	MOE_ACT_COUNT
+};
+
+struct moe_expert_params {
+	int64_t tokens; /* M, may be 0 */
+	int64_t hidden; /* H */
+	int64_t inter;  /* I */
+	enum moe_dtype weight_dtype;    /* F32, BF16, FP8E4M3, NVFP4, MXFP4 */
+	enum moe_scaling weight_scaling;
+	enum moe_sf_layout weight_sf_layout;
+	enum moe_act_quant act_quant;
+	float act_global_scale[2];
+};
+
+struct moe_expert_weights {
+	struct moe_qtensor gate; /* [I][H] */
+	struct moe_qtensor up;   /* [I][H] */
+	struct moe_qtensor down; /* [H][I] */
+};
+
+/* workspace: at least moe_expert_workspace_bytes(p) bytes, 64-byte aligned. */
+typedef void moe_expert_fn(const struct moe_expert_params *p, const float *x,
+			   const struct moe_expert_weights *w, float *y, void *workspace);
+
+const char *moe_act_quant_name(enum moe_act_quant a); /* "none", "bf16", "fp8", "fp8-1x128", "nvfp4" */
+enum moe_status moe_act_quant_parse(const char *name, enum moe_act_quant *out);
+
+/* Checks the params and that the three weight tensors have the declared format and shapes. */
+enum moe_status moe_expert_validate(const struct moe_expert_params *p, const struct moe_expert_weights *w);
+size_t moe_expert_workspace_bytes(const struct moe_expert_params *p);
+
+moe_expert_fn moe_expert__ref;
+
+/* Reference in double on the dequantized weights and (quantize-dequantized) activations, with an
+ * a-priori bound per output (verification.md): any correct fp32-accumulating kernel satisfies
+ * |y - y_ref| <= bound elementwise. y_ref and bound: M*H doubles each. */
+enum moe_status moe_expert_ref_f64(const struct moe_expert_params *p, const float *x,
+				   const struct moe_expert_weights *w, double *y_ref, double *bound);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

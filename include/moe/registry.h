@@ -1,0 +1,48 @@
+/* moebench public interface: the built-in backends, ISA detection and run-time dispatch.
+ *
+ * The registry lists the reference table, one table per ISA (each a copy of the one below with its
+ * own kernels written over: avx512 <- avx2 <- ref), and one single-op table per optimized variant
+ * (from the per-op list files), so verify and bench can iterate every variant, not only the one
+ * dispatch picks. */
+#ifndef MOE_REGISTRY_H
+#define MOE_REGISTRY_H
+
+#include "moe/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum moe_isa {
+	MOE_ISA_SCALAR = 0,
+	MOE_ISA_AVX2 = 1,        /* AVX2 + FMA + F16C */
+	MOE_ISA_AVX512 = 2,      /* AVX-512 F, BW, DQ, VL */
+	MOE_ISA_AVX512_BF16 = 3, /* AVX-512 + AVX512_BF16 (vdpbf16ps) */
+	MOE_ISA_COUNT
+};
+
+const char *moe_isa_name(enum moe_isa isa); /* "scalar", "avx2", "avx512", "avx512bf16" */
+enum moe_status moe_isa_parse(const char *name, enum moe_isa *out);
+/* Highest ISA the CPU supports and the OS has enabled (CPUID + XCR0), ignoring MOE_MAX_ISA. */
+enum moe_isa moe_isa_hardware(void);
+/* moe_isa_hardware() capped by the environment variable MOE_MAX_ISA (if set and valid). */
+enum moe_isa moe_isa_effective(void);
+
+struct moe_builtin {
+	const struct moe_backend *table;
+	enum moe_isa isa;  /* the ISA its kernels need */
+	enum moe_op op;    /* for a single-variant table: its op; MOE_OP_COUNT for a whole table */
+};
+
+size_t moe_builtin_count(void);
+const struct moe_builtin *moe_builtin_at(size_t i); /* 0 is always the reference */
+/* By table name ("ref", "avx2", "avx512", or a variant name); NULL if none. */
+const struct moe_builtin *moe_builtin_find(const char *name);
+/* The whole table dispatch picks for this machine (honouring MOE_MAX_ISA). With MOE_VERBOSE=1
+ * set in the environment it prints the chosen table per op to stderr once. */
+const struct moe_backend *moe_backend_dispatched(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

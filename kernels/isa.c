@@ -1,0 +1,70 @@
+/* ISA detection: CPUID feature bits plus the register state the OS has enabled (XCR0), capped by
+ * the MOE_MAX_ISA environment variable (like oneDNN's ONEDNN_MAX_CPU_ISA). */
+#include <cpuid.h>
+#include <stdlib.h>
+
+#include "moe/registry.h"
+
+static const char *const isa_names[MOE_ISA_COUNT] = {
+	[MOE_ISA_SCALAR] = "scalar", [MOE_ISA_AVX2] = "avx2",
+	[MOE_ISA_AVX512] = "avx512", [MOE_ISA_AVX512_BF16] = "avx512bf16",
+};
+
+const char *moe_isa_name(enum moe_isa isa)
+{
+	return (isa >= 0 && isa < MOE_ISA_COUNT) ? isa_names[isa] : "?";
+}
+
+enum moe_status moe_isa_parse(const char *name, enum moe_isa *out)
+{
+	for (int i = 0; name && i < MOE_ISA_COUNT; i++) {
+		if (strcmp(name, isa_names[i]) == 0) {
+			*out = (enum moe_isa)i;
+			return MOE_OK;
+		}
+	}
+	return moe_fail(MOE_ERR_INVALID_ARG, "unknown ISA '%s' (valid: scalar, avx2, avx512, avx512bf16)",
+			name ? name : "(null)");
+}
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+enum moe_isa moe_isa_hardware(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return MOE_ISA_SCALAR;
+	const bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29), avx = c & (1u << 28);
+	if (!osxsave || !avx)
+		return MOE_ISA_SCALAR;
+	const uint64_t xcr0 = xgetbv0();
+	const bool ymm_os = (xcr0 & 0x6) == 0x6;    /* SSE and AVX state */
+	const bool zmm_os = (xcr0 & 0xe6) == 0xe6;  /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+	if (!ymm_os || __get_cpuid_max(0, NULL) < 7)
+		return MOE_ISA_SCALAR;
+	__cpuid_count(7, 0, a, b, c, d);
+	const bool avx2 = b & (1u << 5);
+	const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));
+	unsigned a1, b1, c1, d1;
+	__cpuid_count(7, 1, a1, b1, c1, d1);
+	const bool bf16 = a1 & (1u << 5);
+	if (!(avx2 && fma && f16c))
+		return MOE_ISA_SCALAR;
+	if (!(avx512 && zmm_os))
+		return MOE_ISA_AVX2;
+	return bf16 ? MOE_ISA_AVX512_BF16 : MOE_ISA_AVX512;
+}
+
+enum moe_isa moe_isa_effective(void)
+{
+	enum moe_isa hw = moe_isa_hardware(), cap;
+	const char *env = getenv("MOE_MAX_ISA");
+	if (env && *env && moe_isa_parse(env, &cap) == MOE_OK && cap < hw)
+		return cap;
+	return hw;
+}

@@ -1,0 +1,37 @@
+/* `moebench info`: version, ISA detection and the built-in backends with the ops they provide. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "moe/moe.h"
+
+int moe_cmd_info(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: moebench info\n\nPrints the version, the ISA the CPU and OS support, the ISA "
+		       "dispatch uses (MOE_MAX_ISA caps it) and every built-in backend with its ops.\n");
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "moebench info: unexpected argument '%s' (see --help)\n", argv[1]);
+		return 2;
+	}
+	const char *cap = getenv("MOE_MAX_ISA");
+	printf("moebench %s\n", MOE_VERSION_STRING);
+	printf("isa: hardware %s, dispatch %s%s%s\n", moe_isa_name(moe_isa_hardware()),
+	       moe_isa_name(moe_isa_effective()), cap ? " (MOE_MAX_ISA=" : "", cap ? cap : "");
+	if (cap)
+		printf(")\n");
+	printf("dispatched backend: %s\n\nbuilt-in backends:\n", moe_backend_dispatched()->name);
+	printf("  %-28s %-11s %s\n", "name", "needs", "ops");
+	for (size_t i = 0; i < moe_builtin_count(); i++) {
+		const struct moe_builtin *b = moe_builtin_at(i);
+		printf("  %-28s %-11s", b->table->name, moe_isa_name(b->isa));
+		for (int op = 0; op < MOE_OP_COUNT; op++)
+			if (moe_backend_provides(b->table, (enum moe_op)op, NULL))
+				printf(" %s", moe_op_name((enum moe_op)op));
+		printf("%s\n", b->isa > moe_isa_hardware() ? "  (ISA unavailable here)" : "");
+	}
+	return 0;
+}
