@@ -37,8 +37,8 @@ enum moe_fp8_overflow {
 
 uint8_t moe_fp8e4m3_encode(float x, enum moe_fp8_overflow mode);
 float moe_fp8e4m3_decode(uint8_t code);
-/* E5M2 has infinities; SATFINITE clamps finite overflow to +-57344 and keeps +-inf as +-57344 too,
- * NAN_ON_OVERFLOW rounds IEEE-style (overflow -> +-inf). NaN -> 0x7F (sign kept: 0xFF). */
+/* E5M2 has infinities; SATFINITE clamps finite overflow and +-inf to +-57344,
+ * NAN_ON_OVERFLOW rounds IEEE-style (overflow -> +-inf). NaN -> 0x7F. */
 uint8_t moe_fp8e5m2_encode(float x, enum moe_fp8_overflow mode);
 float moe_fp8e5m2_decode(uint8_t code);
 /* E2M1 nibble (bit 3 = sign), round to nearest even, saturating to +-6; NaN -> +6 with the sign
