@@ -5,8 +5,7 @@
  * which reaches the output as |w|*rstd*(n+1)u*mean|x|; the variance (or mean square) has relative
  * error <= (n+3)u, rstd half of that plus 2u for sqrt and the reciprocal, and the two final products
  * 2u: together <= (n+8)u relative to |y|. Twice the sum covers the second-order terms. A bf16
- * output adds half a bf16 ulp, 2^-9 relative (taken as 2^-8 of |y| to include the rounding of a
- * value that is itself off by the fp32 error). */
+ * output adds its rounding, at most 2^-8 relative (bf16 keeps 8 significant bits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -37,6 +37,12 @@ enum moe_routing_method moe_classify_vllm(const struct moe_routing_config *c, co
 enum moe_routing_method moe_classify_sglang_cohere2(enum moe_scoring expert_selection_fn,
 						    bool norm_topk_prob, const char **why);
 
+/* The label vLLM's Cohere2-MoE model code gives its router: sigmoid selection runs a custom routing
+ * function that vLLM labels SigmoidRenorm whatever norm_topk_prob says (the known mislabel:
+ * Sigmoid would be right when norm_topk_prob is false); softmax selection goes through the tree. */
+enum moe_routing_method moe_classify_vllm_cohere2(enum moe_scoring expert_selection_fn,
+						  bool norm_topk_prob, const char **why);
+
 enum moe_status moe_scoring_parse(const char *name, enum moe_scoring *out);
 const char *moe_scoring_name(enum moe_scoring s);
 

@@ -7,7 +7,7 @@
  * weights (flashinfer, hf) return bf16-rounded values, exactly representable in fp32.
  *
  * Our method numbering is our own and stable; it coincides with flashinfer >= v0.6.18rc4. Other
- * engines' numberings are translated by the functions in enums.h. */
+ * engines' numberings are translated by the functions in classify.h. */
 #ifndef MOE_ROUTING_H
 #define MOE_ROUTING_H
 
