@@ -19,6 +19,8 @@
  * function, not by this tree. Llama 4 is labelled Llama4 that way, and Cohere's sigmoid router
  * (token_choice_with_bias) is labelled SigmoidRenorm whatever its norm_topk_prob: the known
  * mislabel. Those labels are facts about vLLM's model code, not about a routing config. */
+#include <strings.h>
+
 #include "moe/classify.h"
 
 static const char *const scoring_names[] = {
@@ -35,23 +37,12 @@ const char *moe_scoring_name(enum moe_scoring s)
 	return ((int)s >= 0 && (int)s < scoring_count) ? scoring_names[s] : "?";
 }
 
-static bool ascii_ieq(const char *a, const char *b)
-{
-	for (; *a && *b; a++, b++) {
-		char ca = (*a >= 'A' && *a <= 'Z') ? (char)(*a - 'A' + 'a') : *a;
-		char cb = (*b >= 'A' && *b <= 'Z') ? (char)(*b - 'A' + 'a') : *b;
-		if (ca != cb)
-			return false;
-	}
-	return *a == *b;
-}
-
 enum moe_status moe_scoring_parse(const char *name, enum moe_scoring *out)
 {
 	if (!name || !out)
 		return moe_fail(MOE_ERR_INVALID_ARG, "scoring parse: %s is NULL", name ? "out" : "name");
 	for (int i = 0; i < scoring_count; i++) {
-		if (ascii_ieq(scoring_names[i], name)) {
+		if (strcasecmp(scoring_names[i], name) == 0) {
 			*out = (enum moe_scoring)i;
 			return MOE_OK;
 		}
