@@ -62,6 +62,21 @@ moe_expert_fn moe_expert__ref;
 enum moe_status moe_expert_ref_f64(const struct moe_expert_params *p, const float *x,
 				   const struct moe_expert_weights *w, double *y_ref, double *bound);
 
+/* What moe_expert_ref_f64_ex found out about the quantized intermediate activation a. */
+struct moe_expert_f64_info {
+	int64_t a_uncertain;      /* elements of Q(a) whose value a correct kernel may change: a rounding
+				   * boundary within the error bound of a, or a scale of its own uncertain */
+	int64_t scales_uncertain; /* scales of Q(a) (per tensor, per block, NVFP4 global) that a correct
+				   * kernel's rounding may change; propagated as intervals */
+	bool unbounded;           /* no finite bound: non-finite values, or every element of a may be 0
+				   * while its scale is derived from amax; every bound is then +inf */
+};
+
+/* moe_expert_ref_f64, also reporting what it found (info may be NULL). */
+enum moe_status moe_expert_ref_f64_ex(const struct moe_expert_params *p, const float *x,
+				      const struct moe_expert_weights *w, double *y_ref, double *bound,
+				      struct moe_expert_f64_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,16 @@ size_t moe_layer_workspace_bytes(const struct moe_layer_params *p);
 
 moe_layer_fn moe_layer__ref;
 
+/* The layer in double with an a-priori bound per output, for the routing given in ids/weights
+ * (e.g. what the kernel under test returned, once checked against the router): each expert by
+ * moe_expert_ref_f64_ex on its tokens, then the combine; any correct fp32 layer kernel that routes
+ * this way satisfies |y - y_ref| <= bound. weights exclude rsf when rsf_site is OUTPUT, as the
+ * layer kernels return them. y_ref and bound: T*H doubles. info (may be NULL) receives the counts
+ * summed over the experts (the shared one included) and whether any bound is unbounded. */
+enum moe_status moe_layer_ref_f64(const struct moe_layer_params *p, const float *x, const int32_t *ids,
+				  const float *weights, const struct moe_layer_weights *w, double *y_ref,
+				  double *bound, struct moe_expert_f64_info *info);
+
 #ifdef __cplusplus
 }
 #endif
