@@ -32,7 +32,7 @@ extern "C" {
 
 enum moe_fp8_overflow {
 	MOE_FP8_SATFINITE = 0,       /* CUDA __NV_SATFINITE: |x| >= 464 and +-inf -> +-448; NaN -> 0x7F */
-	MOE_FP8_NAN_ON_OVERFLOW = 1, /* PyTorch .to(float8_e4m3fn): |x| >= 464 or inf -> NaN */
+	MOE_FP8_NAN_ON_OVERFLOW = 1, /* PyTorch .to(float8_e4m3fn): |x| > 464 (464 ties to 448) or inf -> NaN */
 };
 
 uint8_t moe_fp8e4m3_encode(float x, enum moe_fp8_overflow mode);
