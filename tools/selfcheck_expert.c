@@ -1,6 +1,6 @@
 /* selfcheck rows for the reference expert MLP: each model's hidden size and weight format, the
  * fp32 reference against moe_expert_ref_f64 and its a-priori bound (error <= bound elementwise).
- * The expert width is capped at 2048 to keep the scalar run short; the bound scales with the width,
+ * The expert width is capped at 512 to keep the scalar run short; the bound scales with the width,
  * so nothing is lost by the cap but time. */
 #include <math.h>
 #include <stdio.h>
@@ -50,7 +50,7 @@ static enum moe_status make_weight(struct moe_qtensor *q, const struct moe_exper
 
 static void expert_model(struct selfcheck *sc, const struct moe_model_shape *m)
 {
-	const int64_t M = 2, H = m->hidden, I = m->inter < 2048 ? m->inter : 2048;
+	const int64_t M = 2, H = m->hidden, I = m->inter < 512 ? m->inter : 512;
 	struct moe_expert_params p = {
 		.tokens = M, .hidden = H, .inter = I, .weight_dtype = m->weight_dtype,
 		.weight_scaling = weight_scaling(m->weight_dtype), .weight_sf_layout = MOE_SF_LINEAR,
