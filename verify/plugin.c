@@ -1,1 +1,149 @@
-/* placeholder: being written */
+/* Loading a backend plugin: dlopen(RTLD_NOW | RTLD_LOCAL), look up MOE_BACKEND_ENTRY_SYMBOL, call it
+ * with this host's MOE_BACKEND_ABI_VERSION and check the table it returns before anyone calls a
+ * kernel through it.
+ *
+ * RTLD_NOW makes an unresolved symbol fail here, with the loader's message, instead of at the first
+ * kernel call in the middle of a run; RTLD_LOCAL keeps one plugin's symbols (often a statically
+ * linked copy of the reference) from resolving another's.
+ *
+ * Statuses, so callers and scripts can tell the cases apart:
+ *   MOE_ERR_IO      the file cannot be opened (missing, unreadable);
+ *   MOE_ERR_FORMAT  the file opens but the loader refuses it (a text file, a foreign ELF), or the
+ *                   table it returns has no name;
+ *   MOE_ERR_ABI     no entry symbol, the entry declines this ABI (returns NULL), or the table was
+ *                   built for another ABI version or another struct moe_backend layout.
+ * Every message names the path. NULL kernel slots are not an error: they mean "not provided". */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+struct moe_plugin {
+	void *handle;
+	const struct moe_backend *table;
+	char *path;
+};
+
+bool moe_plugin_is_path(const char *arg)
+{
+	if (!arg)
+		return false;
+	size_t n = strlen(arg);
+	return strchr(arg, '/') || (n >= 3 && strcmp(arg + n - 3, ".so") == 0);
+}
+
+/* Why dlopen failed, told apart by whether the file itself can be opened. */
+static enum moe_status open_failure(const char *path, const char *loader_msg)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		return moe_fail(MOE_ERR_IO, "plugin %s: not a loadable shared library: %s (%s)", path,
+				loader_msg, strerror(err));
+	}
+	close(fd);
+	return moe_fail(MOE_ERR_FORMAT, "plugin %s: not a loadable shared library: %s", path, loader_msg);
+}
+
+static enum moe_status check_table(const char *path, const struct moe_backend *b)
+{
+	if (!b)
+		return moe_fail(MOE_ERR_ABI, "plugin %s: %s(%u) returned NULL: the plugin does not support "
+					   "this moebench's ABI %u", path, MOE_BACKEND_ENTRY_SYMBOL,
+				MOE_BACKEND_ABI_VERSION, MOE_BACKEND_ABI_VERSION);
+	if (b->abi_version != MOE_BACKEND_ABI_VERSION)
+		return moe_fail(MOE_ERR_ABI, "plugin %s: built for ABI %u, this moebench speaks ABI %u", path,
+				b->abi_version, MOE_BACKEND_ABI_VERSION);
+	if (b->struct_size != sizeof(struct moe_backend))
+		return moe_fail(MOE_ERR_ABI, "plugin %s: its struct moe_backend is %u bytes, this moebench's "
+					   "is %zu (ABI %u): rebuild the plugin against these headers",
+				path, b->struct_size, sizeof(struct moe_backend), MOE_BACKEND_ABI_VERSION);
+	if (!b->name || !b->name[0])
+		return moe_fail(MOE_ERR_FORMAT, "plugin %s: its backend table has %s name", path,
+				b->name ? "an empty" : "no");
+	return MOE_OK;
+}
+
+enum moe_status moe_plugin_open(const char *path, struct moe_plugin **out)
+{
+	if (!out)
+		return moe_fail(MOE_ERR_INVALID_ARG, "plugin: no output pointer given");
+	*out = NULL;
+	if (!path || !path[0])
+		return moe_fail(MOE_ERR_INVALID_ARG, "plugin: no path given");
+
+	/* dlopen searches the library path for a name without '/': "x.so" must mean ./x.so. */
+	size_t len = strlen(path);
+	char *local = malloc(len + 3);
+	if (!local)
+		return moe_fail(MOE_ERR_NOMEM, "plugin %s: out of memory", path);
+	if (strchr(path, '/'))
+		memcpy(local, path, len + 1);
+	else {
+		memcpy(local, "./", 2);
+		memcpy(local + 2, path, len + 1);
+	}
+
+	dlerror();
+	void *h = dlopen(local, RTLD_NOW | RTLD_LOCAL);
+	free(local);
+	if (!h) {
+		const char *msg = dlerror();
+		return open_failure(path, msg ? msg : "unknown loader error");
+	}
+
+	dlerror();
+	void *sym = dlsym(h, MOE_BACKEND_ENTRY_SYMBOL);
+	if (!sym) {
+		dlclose(h);
+		return moe_fail(MOE_ERR_ABI, "plugin %s does not export %s: is it a moebench backend?", path,
+				MOE_BACKEND_ENTRY_SYMBOL);
+	}
+	/* POSIX guarantees a data pointer from dlsym converts to a function pointer; say so to C. */
+	moe_backend_entry_fn *entry;
+	memcpy(&entry, &sym, sizeof entry);
+
+	const struct moe_backend *table = entry(MOE_BACKEND_ABI_VERSION);
+	enum moe_status s = check_table(path, table);
+	if (s != MOE_OK) {
+		dlclose(h);
+		return s;
+	}
+
+	struct moe_plugin *p = malloc(sizeof *p);
+	char *copy = strdup(path);
+	if (!p || !copy) {
+		free(p);
+		free(copy);
+		dlclose(h);
+		return moe_fail(MOE_ERR_NOMEM, "plugin %s: out of memory", path);
+	}
+	p->handle = h;
+	p->table = table;
+	p->path = copy;
+	*out = p;
+	return MOE_OK;
+}
+
+const struct moe_backend *moe_plugin_backend(const struct moe_plugin *p)
+{
+	return p ? p->table : NULL;
+}
+
+const char *moe_plugin_path(const struct moe_plugin *p)
+{
+	return p ? p->path : NULL;
+}
+
+void moe_plugin_close(struct moe_plugin *p)
+{
+	if (!p)
+		return;
+	dlclose(p->handle);
+	free(p->path);
+	free(p);
+}
