@@ -9,27 +9,6 @@
 #include "moe/moe.h"
 #include "selfcheck.h"
 
-static enum moe_scaling weight_scaling(enum moe_dtype dt)
-{
-	switch (dt) {
-	case MOE_DTYPE_FP8E4M3: return MOE_SCALING_BLOCK_128x128;
-	case MOE_DTYPE_NVFP4: return MOE_SCALING_NVFP4;
-	case MOE_DTYPE_MXFP4: return MOE_SCALING_MX;
-	default: return MOE_SCALING_NONE;
-	}
-}
-
-static enum moe_act_quant act_quant(enum moe_dtype dt)
-{
-	switch (dt) {
-	case MOE_DTYPE_FP8E4M3: return MOE_ACT_FP8_1x128;
-	case MOE_DTYPE_NVFP4: return MOE_ACT_NVFP4;
-	case MOE_DTYPE_BF16:
-	case MOE_DTYPE_MXFP4: return MOE_ACT_BF16;
-	default: return MOE_ACT_NONE;
-	}
-}
-
 static enum moe_status make_weight(struct moe_qtensor *q, const struct moe_expert_params *p, int64_t rows,
 				   int64_t cols, uint64_t *rng)
 {
@@ -51,11 +30,9 @@ static enum moe_status make_weight(struct moe_qtensor *q, const struct moe_exper
 static void expert_model(struct selfcheck *sc, const struct moe_model_shape *m)
 {
 	const int64_t M = 2, H = m->hidden, I = m->inter < 512 ? m->inter : 512;
-	struct moe_expert_params p = {
-		.tokens = M, .hidden = H, .inter = I, .weight_dtype = m->weight_dtype,
-		.weight_scaling = weight_scaling(m->weight_dtype), .weight_sf_layout = MOE_SF_LINEAR,
-		.act_quant = act_quant(m->weight_dtype),
-	};
+	struct moe_expert_params p = moe_model_expert_params(m);
+	p.tokens = M;
+	p.inter = I;
 	struct moe_expert_weights w = { 0 };
 	float *x = malloc(sizeof(float) * (size_t)(M * H)), *y = malloc(sizeof(float) * (size_t)(M * H));
 	double *y64 = malloc(sizeof(double) * (size_t)(M * H)), *bound = malloc(sizeof(double) * (size_t)(M * H));

@@ -1,0 +1,313 @@
+/* Running the suite: every case on every backend that provides its op for that problem.
+ *
+ * Per case: the inputs are set up once per thread, on that thread (so pages are first touched
+ * where they are used) and shared by all backends; then each provider is measured (timer.c). A
+ * backend whose slot is the same function as one already measured on this case (an ISA table that
+ * inherits the reference's kernel) is not measured twice. A backend is never special-cased: the
+ * reference and the baselines are rows like any other.
+ * Time budget: within a sweep (same group, smallest shape first) the best rate a backend reached
+ * predicts the next call's time; a call predicted to blow the per-benchmark budget is skipped with
+ * that reason instead of run, and the first call of any benchmark is checked against the budget.
+ * SIGINT only sets a flag (async-signal-safe); it is checked between benchmarks, so the current
+ * one finishes and everything measured so far is written. A second Ctrl-C kills as usual. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	interrupted = 1;
+	signal(sig, SIG_DFL);
+}
+
+void moe_bench_install_sigint(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+bool moe_bench_interrupted(void)
+{
+	return interrupted != 0;
+}
+
+const struct moe_bench_op_impl *moe_bench_op_impl(enum moe_op op)
+{
+	switch (op) {
+	case MOE_OP_ROUTE: return &moe_bench_route_impl;
+	case MOE_OP_NORM: return &moe_bench_norm_impl;
+	case MOE_OP_QUANTIZE: return &moe_bench_quantize_impl;
+	case MOE_OP_DEQUANTIZE: return &moe_bench_dequantize_impl;
+	case MOE_OP_EXPERT: return &moe_bench_expert_impl;
+	case MOE_OP_LAYER: return &moe_bench_layer_impl;
+	case MOE_OP_COUNT: break;
+	}
+	return NULL;
+}
+
+const void *moe_bench_case_problem(const struct moe_bench_case *c)
+{
+	switch (c->op) {
+	case MOE_OP_ROUTE: return &c->u.route.p;
+	case MOE_OP_NORM: return &c->u.norm;
+	case MOE_OP_QUANTIZE:
+	case MOE_OP_DEQUANTIZE: return &c->u.codec;
+	case MOE_OP_EXPERT: return &c->u.expert;
+	case MOE_OP_LAYER: return &c->u.layer;
+	case MOE_OP_COUNT: break;
+	}
+	return NULL;
+}
+
+static void *slot(const struct moe_backend *b, enum moe_op op)
+{
+	switch (op) {
+	case MOE_OP_ROUTE: return (void *)b->route;
+	case MOE_OP_NORM: return (void *)b->norm;
+	case MOE_OP_QUANTIZE: return (void *)b->quantize;
+	case MOE_OP_DEQUANTIZE: return (void *)b->dequantize;
+	case MOE_OP_EXPERT: return (void *)b->expert;
+	case MOE_OP_LAYER: return (void *)b->layer;
+	case MOE_OP_COUNT: break;
+	}
+	return NULL;
+}
+
+/* Validation at the boundary: a kernel is only ever called on a problem that passed its checks. */
+static enum moe_status validate(const struct moe_bench_case *c)
+{
+	switch (c->op) {
+	case MOE_OP_ROUTE: return moe_route_validate(&c->u.route.p);
+	case MOE_OP_NORM: return moe_norm_validate(&c->u.norm);
+	default: return MOE_OK; /* codecs check their format when allocating, expert and layer validate
+				 * with their weights: all in setup, before any kernel runs */
+	}
+}
+
+/* Whether a single-variant table of the registry provides this problem. A whole table runs one of
+ * those or, when none does, the reference; measuring it then would time the reference twice. */
+static bool variant_provides(enum moe_op op, const void *problem)
+{
+	for (size_t i = 1; i < moe_builtin_count(); i++) {
+		const struct moe_builtin *b = moe_builtin_at(i);
+		if (b->op == op && b->isa <= moe_isa_hardware() && moe_backend_provides(b->table, op, problem))
+			return true;
+	}
+	return false;
+}
+
+struct instances {
+	const struct moe_bench_case *c;
+	const struct moe_bench_op_impl *impl;
+	size_t llc;
+	void *inst[64];
+	enum moe_status status[64];
+	char error[64][256];
+	const struct moe_backend *b;
+};
+
+static void setup_one(void *arg, int tid)
+{
+	struct instances *in = arg;
+	in->status[tid] = in->impl->setup(in->c, in->llc, &in->inst[tid]);
+	if (in->status[tid] != MOE_OK)
+		snprintf(in->error[tid], sizeof in->error[tid], "%s", moe_last_error());
+}
+
+static void teardown_one(void *arg, int tid)
+{
+	struct instances *in = arg;
+	if (in->inst[tid])
+		in->impl->teardown(in->inst[tid]);
+	in->inst[tid] = NULL;
+}
+
+static void body(void *arg, int tid, int64_t iters)
+{
+	struct instances *in = arg;
+	for (int64_t i = 0; i < iters; i++)
+		in->impl->call(in->inst[tid], in->b);
+}
+
+/* Best rate (work per ns) a backend reached in a group so far. */
+struct rate {
+	char group[192];
+	char backend[64];
+	double per_ns;
+};
+
+struct rates {
+	struct rate *v;
+	size_t n, cap;
+};
+
+static struct rate *rate_for(struct rates *r, const char *group, const char *backend, bool create)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->v[i].group, group) && !strcmp(r->v[i].backend, backend))
+			return &r->v[i];
+	if (!create)
+		return NULL;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 32;
+		struct rate *v = realloc(r->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		r->v = v;
+		r->cap = cap;
+	}
+	struct rate *e = &r->v[r->n++];
+	memset(e, 0, sizeof *e);
+	snprintf(e->group, sizeof e->group, "%s", group);
+	snprintf(e->backend, sizeof e->backend, "%s", backend);
+	return e;
+}
+
+static void progress(size_t i, size_t n, const char *key, double t0)
+{
+	const double el = (moe_bench_now_ns() - t0) * 1e-9;
+	const bool tty = isatty(STDERR_FILENO);
+	char eta[32] = "?";
+	if (i > 0) {
+		int s = (int)(el / (double)i * (double)(n - i));
+		snprintf(eta, sizeof eta, "%dm%02ds", s / 60, s % 60);
+	}
+	fprintf(stderr, "%s[%zu/%zu] %s ... ETA %s%s", tty ? "\r\033[K" : "", i + 1, n, key, eta, tty ? "" : "\n");
+	fflush(stderr);
+}
+
+static struct moe_bench_result *new_result(struct moe_bench_results *out, const struct moe_bench_case *c,
+					   const char *backend, int threads)
+{
+	struct moe_bench_result *e = moe_bench_results_add(out);
+	if (!e)
+		return NULL;
+	snprintf(e->key, sizeof e->key, "%s", c->key);
+	snprintf(e->name, sizeof e->name, "%s/%s", c->key, backend);
+	snprintf(e->op, sizeof e->op, "%s", moe_op_name(c->op));
+	snprintf(e->model, sizeof e->model, "%s", c->model);
+	snprintf(e->backend, sizeof e->backend, "%s", backend);
+	e->threads = threads;
+	e->cold = c->cold;
+	e->axis = c->axis;
+	return e;
+}
+
+enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t ncases,
+				    const struct moe_bench_backend_ref *backends, size_t nbackends,
+				    const struct moe_bench_options *o, struct moe_bench_pool *pool,
+				    const struct moe_bench_topo *topo, bool counters,
+				    struct moe_bench_results *out)
+{
+	const int threads = moe_bench_pool_threads(pool);
+	const double t0 = moe_bench_now_ns();
+	struct rates rates = { 0 };
+	enum moe_status status = MOE_OK;
+	struct instances *in = calloc(1, sizeof *in);
+	if (!in)
+		return moe_fail(MOE_ERR_NOMEM, "bench: no memory");
+	for (size_t ci = 0; ci < ncases && !moe_bench_interrupted() && status == MOE_OK; ci++) {
+		const struct moe_bench_case *c = &cases[ci];
+		const void *problem = moe_bench_case_problem(c);
+		const struct moe_backend *run[64];
+		size_t nrun = 0;
+		bool ref_dispatched = false;
+		for (size_t k = 0; k < nbackends && nrun < 64; k++) {
+			const struct moe_backend *b = backends[k].b;
+			if (backends[k].whole && !variant_provides(c->op, problem)) {
+				ref_dispatched |= b == moe_backend_dispatched();
+				continue;
+			}
+			bool dup = false;
+			for (size_t j = 0; j < nrun && !dup; j++)
+				dup = slot(run[j], c->op) == slot(b, c->op) && run[j]->supports == b->supports;
+			if (!dup && moe_backend_provides(b, c->op, problem))
+				run[nrun++] = b;
+		}
+		if (nrun == 0)
+			continue;
+		progress(ci, ncases, c->key, t0);
+
+		memset(in, 0, sizeof *in);
+		in->c = c;
+		in->impl = moe_bench_op_impl(c->op);
+		in->llc = moe_bench_topo_llc(topo);
+		enum moe_status s = validate(c);
+		const char *why = moe_last_error();
+		if (s == MOE_OK) {
+			moe_bench_pool_run(pool, setup_one, in);
+			for (int t = 0; t < threads && s == MOE_OK; t++)
+				if ((s = in->status[t]) != MOE_OK)
+					why = in->error[t];
+		}
+		if (s != MOE_OK) {
+			for (size_t k = 0; k < nrun; k++) {
+				struct moe_bench_result *e = new_result(out, c, run[k]->name, threads);
+				if (!e)
+					break;
+				e->skipped = true;
+				snprintf(e->error, sizeof e->error, "%s", why);
+			}
+			moe_bench_pool_run(pool, teardown_one, in);
+			continue;
+		}
+		struct moe_bench_cost cost;
+		in->impl->cost(c, in->inst[0], &cost);
+		cost.flops *= threads;
+		cost.bytes *= threads;
+		cost.tokens *= threads;
+		cost.working_set *= (size_t)threads;
+		const double work = cost.flops > 0 ? cost.flops : cost.bytes;
+
+		for (size_t k = 0; k < nrun && !moe_bench_interrupted(); k++) {
+			struct moe_bench_result *e = new_result(out, c, run[k]->name, threads);
+			if (!e) {
+				status = moe_fail(MOE_ERR_NOMEM, "bench: no memory for results");
+				break;
+			}
+			e->cost = cost;
+			e->dispatched = slot(run[k], c->op) == slot(moe_backend_dispatched(), c->op) ||
+					(ref_dispatched && run[k] == moe_backend_reference());
+			struct rate *r = rate_for(&rates, c->group, run[k]->name, false);
+			if (o->cfg.budget > 0 && r && r->per_ns > 0 && work > 0) {
+				double predicted = work / r->per_ns;
+				if (predicted * (o->cfg.reps + 1) > o->cfg.budget * 1e9) {
+					e->skipped = true;
+					snprintf(e->error, sizeof e->error,
+						 "predicted %.3g s per call (its rate on the smaller shapes): over the %g s "
+						 "budget", predicted * 1e-9, o->cfg.budget);
+					continue;
+				}
+			}
+			in->b = run[k];
+			s = moe_bench_measure(pool, body, in, &o->cfg, &e->t);
+			if (s != MOE_OK) {
+				e->skipped = true;
+				snprintf(e->error, sizeof e->error, "%s", moe_last_error());
+				if (s != MOE_ERR_UNSUPPORTED)
+					status = s;
+			}
+			e->counters_valid = counters;
+			double first = s == MOE_OK ? moe_bench_median(e->t.real_ns, (size_t)e->t.reps) : e->t.first_call_ns;
+			if (work > 0 && first > 0 && (r = rate_for(&rates, c->group, run[k]->name, true)))
+				r->per_ns = fmax(r->per_ns, work / first);
+		}
+		moe_bench_pool_run(pool, teardown_one, in);
+	}
+	if (isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	if (moe_bench_interrupted())
+		fprintf(stderr, "bench: interrupted: keeping the %zu results measured so far\n", out->n);
+	free(rates.v);
+	free(in);
+	return status;
+}
