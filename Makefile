@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 
-.PHONY: all configure run test test-fast test-asan valgrind install clean help
+.PHONY: all configure run test test-fast test-asan valgrind bench install clean help
 
 all: configure
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -32,6 +32,19 @@ test-asan:
 valgrind: all
 	cd $(BUILD) && ctest --output-on-failure -T memcheck --overwrite MemoryCheckCommandOptions="--leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite"
 
+# The default benchmark suite on this machine (a few minutes): results/<machine>-<date>/ gets
+# bench.json (Google Benchmark schema), bench.csv, context.json, table.txt, calibration.json,
+# perf-stat.txt and the plots; the table is printed last. BENCH_ARGS adds `moebench bench` options.
+BENCH_ARGS ?=
+bench: all
+	@set -e; moebench=$(BUILD)/tools/moebench; \
+	dir=results/$$($$moebench bench --machine-name)-$$(date +%Y-%m-%d); mkdir -p $$dir; \
+	$$moebench calibrate --json $$dir/calibration.json; \
+	rc=0; $$moebench bench --out $$dir $(BENCH_ARGS) > /dev/null || rc=$$?; \
+	scripts/perf-stat --moebench $$moebench --out $$dir/perf-stat.txt > /dev/null || true; \
+	/usr/bin/python3 scripts/plot-results $$dir || echo "make bench: no plots (see above)"; \
+	cat $$dir/table.txt; echo; echo "make bench: results in $$dir"; exit $$rc
+
 install: all
 	$(CMAKE) --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
 
@@ -39,4 +52,4 @@ clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
 
 help:
-	@echo "make [all] | run | test | test-fast | test-asan | valgrind | install [PREFIX=...] | clean"
+	@echo "make [all] | run | test | test-fast | test-asan | valgrind | bench [BENCH_ARGS=...] | install [PREFIX=...] | clean"

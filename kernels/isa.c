@@ -1,5 +1,7 @@
 /* ISA detection: CPUID feature bits plus the register state the OS has enabled (XCR0), capped by
- * the MOE_MAX_ISA environment variable (like oneDNN's ONEDNN_MAX_CPU_ISA). */
+ * the MOE_MAX_ISA environment variable (like oneDNN's ONEDNN_MAX_CPU_ISA). The environment is read
+ * on every call; moe_backend_dispatched() reads it once, on its first call. An unknown MOE_MAX_ISA
+ * value is ignored (MOE_VERBOSE=1 says so) rather than failing programs that only run kernels. */
 #include <cpuid.h>
 #include <stdlib.h>
 
@@ -50,8 +52,10 @@ enum moe_isa moe_isa_hardware(void)
 	__cpuid_count(7, 0, a, b, c, d);
 	const bool avx2 = b & (1u << 5);
 	const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));
-	unsigned a1, b1, c1, d1;
-	__cpuid_count(7, 1, a1, b1, c1, d1);
+	/* Leaf 7 sub-leaf 1 exists only when sub-leaf 0 reports it (EAX = highest sub-leaf). */
+	unsigned a1 = 0, b1, c1, d1;
+	if (a >= 1)
+		__cpuid_count(7, 1, a1, b1, c1, d1);
 	const bool bf16 = a1 & (1u << 5);
 	if (!(avx2 && fma && f16c))
 		return MOE_ISA_SCALAR;

@@ -1,8 +1,10 @@
-/* `moebench info`: version, ISA detection and the built-in backends with the ops they provide. */
+/* `moebench info`: version, ISA detection, CPU model and hwloc topology summary, and the built-in
+ * backends with the ops they provide. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "commands.h"
 #include "moe/moe.h"
 
@@ -19,10 +21,13 @@ int moe_cmd_info(int argc, char **argv)
 	}
 	const char *cap = getenv("MOE_MAX_ISA");
 	printf("moebench %s\n", MOE_VERSION_STRING);
-	printf("isa: hardware %s, dispatch %s%s%s\n", moe_isa_name(moe_isa_hardware()),
-	       moe_isa_name(moe_isa_effective()), cap ? " (MOE_MAX_ISA=" : "", cap ? cap : "");
-	if (cap)
-		printf(")\n");
+	printf("isa: hardware %s, dispatch %s%s%s%s\n", moe_isa_name(moe_isa_hardware()),
+	       moe_isa_name(moe_isa_effective()), cap ? " (MOE_MAX_ISA=" : "", cap ? cap : "", cap ? ")" : "");
+	struct moe_bench_topo topo;
+	char cpu[256];
+	moe_bench_topo_get(&topo);
+	moe_bench_cpu_model(cpu, sizeof cpu);
+	printf("cpu: %s\ntopology (hwloc): %s\n", cpu, topo.summary);
 	printf("dispatched backend: %s\n\nbuilt-in backends:\n", moe_backend_dispatched()->name);
 	printf("  %-28s %-11s %s\n", "name", "needs", "ops");
 	for (size_t i = 0; i < moe_builtin_count(); i++) {
@@ -32,6 +37,20 @@ int moe_cmd_info(int argc, char **argv)
 			if (moe_backend_provides(b->table, (enum moe_op)op, NULL))
 				printf(" %s", moe_op_name((enum moe_op)op));
 		printf("%s\n", b->isa > moe_isa_hardware() ? "  (ISA unavailable here)" : "");
+	}
+	/* Per op: the kernel the dispatched table runs first (it falls back, per problem, to the next
+	 * variant that accepts the problem and finally to ref) and every variant of the op's list. */
+	printf("\nper op: dispatched kernel, then every variant [ISA it needs]:\n");
+	for (int op = 0; op < MOE_OP_COUNT; op++) {
+		const struct moe_builtin *pick = moe_builtin_pick(moe_isa_effective(), (enum moe_op)op, NULL);
+		int n = 0;
+		printf("  %-11s %-28s", moe_op_name((enum moe_op)op), pick->table->name);
+		for (size_t i = 0; i < moe_builtin_count(); i++) {
+			const struct moe_builtin *b = moe_builtin_at(i);
+			if (b->op == (enum moe_op)op)
+				printf("%s %s [%s]", n++ ? "," : "", b->table->name, moe_isa_name(b->isa));
+		}
+		printf("%s\n", n ? "" : " (no optimized variant)");
 	}
 	return 0;
 }

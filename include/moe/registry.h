@@ -42,6 +42,14 @@ const struct moe_builtin *moe_builtin_find(const char *name);
  * set in the environment it prints the chosen table per op to stderr once. */
 const struct moe_backend *moe_backend_dispatched(void);
 
+/* The whole table of an ISA level ("ref" for SCALAR): what dispatch picks when that level is the
+ * effective one. Lets tests and tools look at any level without touching MOE_MAX_ISA. */
+const struct moe_backend *moe_backend_for_isa(enum moe_isa isa);
+/* The built-in the whole table of level `isa` runs for one problem of op (problem as in
+ * moe_supports_fn; NULL = any): the first single-variant table of ISA <= isa, highest ISA first and
+ * then in list-file order, that accepts the problem; the reference (index 0) when none does. */
+const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, const void *problem);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,23 @@
+/* Private interface of the optimized kernels: the declarations of every variant named in the per-op
+ * list files (so the compiler checks each definition against its moe_<op>_fn type) and the whole
+ * per-ISA tables built on them.
+ *
+ * A list file line MOE_KERNEL(slot, fn, isa, description) names a kernel `fn` of type
+ * moe_<slot>_fn (slot is a struct moe_backend member: route, norm, quantize, dequantize, expert,
+ * layer) that needs `isa`, together with `fn##_supports`, the moe_supports_fn saying which
+ * problems it handles. Both are defined in the kernel's own file. */
+#ifndef MOE_KERNELS_KERNELS_H
+#define MOE_KERNELS_KERNELS_H
+
+#include "moe/registry.h"
+
+#define MOE_KERNEL(slot, fn, isa, description) moe_##slot##_fn fn; moe_supports_fn fn##_supports;
+#include "lists.inc"
+#undef MOE_KERNEL
+
+/* The whole tables, one per ISA level (backend_<isa>.c). */
+extern const struct moe_backend moe_backend_avx2;
+extern const struct moe_backend moe_backend_avx512;
+extern const struct moe_backend moe_backend_avx512bf16;
+
+#endif

@@ -1,0 +1,535 @@
+/* The router on the vector helpers of simd_avx2.h or simd_avx512.h (whichever the including kernel
+ * file chose); routing_avx2.c and routing_avx512.c are this file compiled for their ISA.
+ *
+ * Semantics: those of the scalar reference (reference/routing.c and its contract) for all ten
+ * methods, fp32 and bf16 logits, fp32 and bf16 bias, and the flashinfer, vllm and hf profiles,
+ * for E <= MOE_ROUTE_KERNEL_MAX_E (supports() declines wider rows).
+ *
+ * Per token, on a row whose logits are all finite (given a finite bias):
+ *   scores   computed for all E in vectors: sigmoids in the profile's form (vllm, hf:
+ *            1/(1 + exp(-x)); flashinfer: 0.5*t + 0.5 with t = tanh(x/2) evaluated as
+ *            sign(x) (1 - e)/(1 + e), e = exp(-|x|), so t lands on the fp32 grid of the
+ *            reference's tanhf and both saturate at nearly the same x), softmax numerators
+ *            e = exp(x - max), keys s + b, DeepSeekV3 group scores (best + second best key of
+ *            each group, vLLM without a bias: the best) and the topk_group best groups.
+ *   top-k    on 32-bit total-order keys (flashinfer's twiddle; vLLM and Llama4 compare -0.0 equal
+ *            to +0.0, so their logit keys are taken of x + 0.0), ordered by (key << 32 | ~index)
+ *            so that equal keys go to the lower index. The K-th largest of the 16 column maxima
+ *            of the keys (rows of 16) bounds the K-th largest key from below; only keys at or
+ *            above it (typically K to 2K) are put in slot order (simd_topk_fast: on AVX-512 from
+ *            each column's best two, compressed and sorted by a bitonic network in registers;
+ *            on AVX2 by rank counting). K > 16 or more than 16 such keys (e.g. rows of equal
+ *            keys) take a scalar insertion top-k on the same packed keys. Same ids as the
+ *            reference wherever its keys and ours are equal; Default and RenormalizeNaive rank e,
+ *            not the rounded e / Z (the same order except where the division rounds two values
+ *            together: a near-tie). Weights read the selected scores back from their keys where
+ *            the key is the score.
+ *   weights  the reference's formulas and sum orders (flashinfer's 32-lane butterfly, vLLM and
+ *            HF left to right; epsilon, guard and rsf placement per profile; canonical NaN;
+ *            bf16 output for flashinfer and hf); softmax denominators over E are summed in vector
+ *            order instead of left to right.
+ * Precision (budgets, checked over a dense sweep in tests/test_kernels_routing.c, measured maxima
+ * in brackets): exp within 2 ulp of expf [1]; the vllm/hf sigmoid within 4 ulp of
+ * 1.0f/(1.0f + expf(-x)) [4, where 1 + exp(-x) is large and its rounding amplifies exp's ulp];
+ * the flashinfer sigmoid within 2^-23 absolute of 0.5f*tanhf(0.5f*x)+0.5f [2^-23], i.e. 2 ulp for
+ * s >= 0.5 and a few units of the 2^-25 grid the tanh form leaves below. fp32 weights within
+ * 8 ulp (plus the reordered sum over E for Default and RenormalizeNaive, plus the flashinfer
+ * sigmoid's absolute error carried through S), bf16 weights within one bf16 ulp of that.
+ * Where our keys and the reference's differ by that much, ids may differ at a near-tie, which
+ * verification accepts; exact ties (equal inputs, saturated sigmoids) follow the tie rule.
+ *
+ * A row holding a NaN or an infinity, or a call whose bias does, is routed by the reference
+ * itself (moe_route__ref on that row): those rows are rare, their semantics differ per profile
+ * (vLLM's replacement by 0, canonical NaNs, the -NaN..+NaN order), and the reference is the
+ * definition, so they come out bit for bit equal.
+ *
+ * Tokens go through three phases (scores, top-k, weights) in a three-deep software pipeline;
+ * the scratch of the three tokens in flight is about 100 KB of stack. */
+#include <assert.h>
+#include <math.h>
+
+#include "moe/backend.h"
+
+#define MOE_ROUTE_KERNEL_MAX_E 1024
+
+/* One token in flight: route_rows pipelines three tokens (scores of one, top-k of the one before,
+ * weights of the one before that), so each has its own scratch and the three dependency chains
+ * overlap in the out-of-order window instead of running back to back. */
+struct route_scratch {
+	float x[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));   /* logits (softmax) */
+	float s[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));   /* sigmoid or exp(x - max) */
+	float kf[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));  /* s + b (biased methods) */
+	uint32_t key[MOE_ROUTE_KERNEL_MAX_E + 16] __attribute__((aligned(64)));
+	uint32_t sel[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));  /* keys of the selected */
+	int32_t ids[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));   /* the selected */
+	float w[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));   /* weights before output */
+	uint64_t *best;                                                 /* shared scalar top-k space */
+	const void *row;
+	float Z;     /* softmax denominator */
+	bool finite; /* every logit finite: else the reference routes the row */
+};
+
+static inline float canon_nan(float v)
+{
+	return v != v ? moe_f32_from_bits(0x7fc00000u) : v;
+}
+
+static inline bool route_kernel_supports(enum moe_op op, const void *problem)
+{
+	if (op != MOE_OP_ROUTE)
+		return false;
+	const struct moe_route_params *p = problem;
+	return !p || (p->num_experts >= 1 && p->num_experts <= MOE_ROUTE_KERNEL_MAX_E);
+}
+
+static inline float elem(const void *base, enum moe_dtype t, int32_t i)
+{
+	return t == MOE_DTYPE_BF16 ? moe_bf16_to_f32(((const moe_bf16 *)base)[i]) : ((const float *)base)[i];
+}
+
+static inline moe_vf load_any(const void *base, enum moe_dtype t, int32_t i, int32_t E, float fill)
+{
+	return E - i >= MOE_VW ? vf_load(base, t, i) : vf_load_tail(base, t, i, E - i, fill);
+}
+
+static inline void fill_u32(uint32_t *p, int32_t n, uint32_t v)
+{
+	const moe_vf c = vf_set1(moe_f32_from_bits(v));
+	int32_t i = 0;
+	for (; i + MOE_VW <= n; i += MOE_VW)
+		vf_store(p, MOE_DTYPE_F32, i, c);
+	if (i < n)
+		vf_store_tail(p, MOE_DTYPE_F32, i, c, n - i);
+}
+
+/* The sigmoid in the profile's form (see the contract). */
+static inline moe_vf vf_sigmoid(moe_vf x, enum moe_profile profile)
+{
+	const moe_vf one = vf_set1(1.0f);
+	if (profile == MOE_PROFILE_FLASHINFER) {
+		/* tanh(|x|/2) = (1 - e) / (1 + e) with e = exp(-|x|): near saturation 1 - e keeps the
+		 * 2^-24 grid below 1 that tanhf's result lies on, so the two saturate together. */
+		const moe_vf ax = vf_abs(x), e = vf_exp(vf_sub(vf_zero(), ax));
+		const moe_vf t = vf_copysign(vf_div(vf_sub(one, e), vf_add(one, e)), x);
+		return vf_fmadd(vf_set1(0.5f), t, vf_set1(0.5f));
+	}
+	return vf_div(one, vf_add(one, vf_exp(vf_sub(vf_zero(), x))));
+}
+
+/* w[k] = sigmoid(w[k]) over K values. */
+static inline void sigmoid_k(float *w, int32_t K, enum moe_profile profile)
+{
+	for (int32_t i = 0; i < K; i += MOE_VW)
+		vf_store(w, MOE_DTYPE_F32, i, vf_sigmoid(vf_load(w, MOE_DTYPE_F32, i), profile));
+}
+
+/* ---- passes over one row; each returns whether every logit was finite ---- */
+
+/* key[e] = key of the logit (of x + 0.0 when -0.0 must equal +0.0). */
+static inline bool pass_logit_keys(const void *row, enum moe_dtype t, int32_t E, bool zero_equal, uint32_t *key)
+{
+	unsigned fin = (1u << MOE_VW) - 1u;
+	const moe_vf z = vf_set1(zero_equal ? 0.0f : -0.0f); /* x + -0.0 is x, -0.0 included */
+	for (int32_t i = 0; i < E; i += MOE_VW) {
+		const moe_vf v = load_any(row, t, i, E, 0.0f);
+		fin &= vf_finite_mask(v);
+		vi_store_key(key + i, vf_add(v, z));
+	}
+	return fin == (1u << MOE_VW) - 1u;
+}
+
+/* s[e] = sigmoid; kf[e] = s + b when there is a bias; key[e] = key of kf or s. */
+static inline bool pass_sigmoid(const void *row, enum moe_dtype t, int32_t E, enum moe_profile profile,
+				const float *bias, float *s, float *kf, uint32_t *key)
+{
+	unsigned fin = (1u << MOE_VW) - 1u;
+	for (int32_t i = 0; i < E; i += MOE_VW) {
+		const moe_vf v = load_any(row, t, i, E, 0.0f);
+		fin &= vf_finite_mask(v);
+		const moe_vf sg = vf_sigmoid(v, profile);
+		vf_store(s, MOE_DTYPE_F32, i, sg);
+		if (bias) {
+			const moe_vf k = vf_add(sg, load_any(bias, MOE_DTYPE_F32, i, E, 0.0f));
+			vf_store(kf, MOE_DTYPE_F32, i, k);
+			vi_store_key(key + i, k);
+		} else {
+			vi_store_key(key + i, sg);
+		}
+	}
+	return fin == (1u << MOE_VW) - 1u;
+}
+
+/* x[e] = logit, returns max through *mx. */
+static inline bool pass_load_max(const void *row, enum moe_dtype t, int32_t E, float *x, float *mx)
+{
+	unsigned fin = (1u << MOE_VW) - 1u;
+	moe_vf m0 = vf_set1(-INFINITY), m1 = m0;
+	int32_t i = 0;
+	for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
+		const moe_vf a = vf_load(row, t, i), b = vf_load(row, t, i + MOE_VW);
+		fin &= vf_finite_mask(a) & vf_finite_mask(b);
+		vf_store(x, MOE_DTYPE_F32, i, a);
+		vf_store(x, MOE_DTYPE_F32, i + MOE_VW, b);
+		m0 = vf_max(m0, a);
+		m1 = vf_max(m1, b);
+	}
+	for (; i < E; i += MOE_VW) {
+		const moe_vf v = load_any(row, t, i, E, 0.0f);
+		fin &= vf_finite_mask(v);
+		/* Lanes past E become -inf, so that they add exp(-inf) = 0 to the sum. */
+		const int32_t n = E - i < MOE_VW ? E - i : MOE_VW;
+		const moe_vf a = vf_mask_set(v, ((1u << MOE_VW) - 1u) & ~((1u << n) - 1u), -INFINITY);
+		vf_store(x, MOE_DTYPE_F32, i, a);
+		m0 = vf_max(m0, a);
+	}
+	*mx = vf_hmax(vf_max(m0, m1));
+	return fin == (1u << MOE_VW) - 1u;
+}
+
+/* e[i] = exp(x[i] - mx) and its key; returns the sum of e (vector order). */
+static inline float pass_exp(const float *x, int32_t E, float mx, float *e, uint32_t *key)
+{
+	const moe_vf m = vf_set1(mx);
+	moe_vf z0 = vf_zero(), z1 = vf_zero();
+	int32_t i = 0;
+	for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
+		const moe_vf a = vf_exp(vf_sub(vf_load(x, MOE_DTYPE_F32, i), m));
+		const moe_vf b = vf_exp(vf_sub(vf_load(x, MOE_DTYPE_F32, i + MOE_VW), m));
+		vf_store(e, MOE_DTYPE_F32, i, a);
+		vf_store(e, MOE_DTYPE_F32, i + MOE_VW, b);
+		vi_store_key(key + i, a);
+		vi_store_key(key + i + MOE_VW, b);
+		z0 = vf_add(z0, a);
+		z1 = vf_add(z1, b);
+	}
+	for (; i < E; i += MOE_VW) {
+		/* x beyond E is -inf (pass_load_max's fill): e = 0 there. */
+		const moe_vf a = vf_exp(vf_sub(vf_load(x, MOE_DTYPE_F32, i), m));
+		vf_store(e, MOE_DTYPE_F32, i, a);
+		vi_store_key(key + i, a);
+		z0 = vf_add(z0, a);
+	}
+	return vf_hsum(vf_add(z0, z1));
+}
+
+/* ---- top-k ---- */
+
+static inline void insert_desc(uint64_t *best, int32_t n, uint64_t v)
+{
+	int32_t j = n;
+	while (j > 0 && best[j - 1] < v) {
+		best[j] = best[j - 1];
+		j--;
+	}
+	best[j] = v;
+}
+
+/* sc->ids = the K best keys among key[0..E) (0 = not in the race; at least K keys are not),
+ * sc->sel = their keys; the vector path, else an insertion top-k on the packed keys. */
+static inline void topk(struct route_scratch *sc, int32_t E, int32_t K)
+{
+	const uint32_t *key = sc->key;
+	if (simd_topk_fast(key, E, K, sc->ids, sc->sel))
+		return;
+	int32_t n = 0;
+	for (int32_t i = 0; i < E; i++) {
+		if (!key[i])
+			continue;
+		const uint64_t v = (uint64_t)key[i] << 32 | (uint32_t)~(uint32_t)i;
+		if (n < K)
+			insert_desc(sc->best, n++, v);
+		else if (v > sc->best[K - 1])
+			insert_desc(sc->best, K - 1, v);
+	}
+	assert(n == K);
+	for (int32_t k = 0; k < K; k++) {
+		sc->ids[k] = (int32_t)~(uint32_t)sc->best[k];
+		sc->sel[k] = (uint32_t)(sc->best[k] >> 32);
+	}
+}
+
+/* ---- DeepSeekV3 groups (scores of eight groups at a time: simd_group_top2) ---- */
+
+static inline void select_groups(struct route_scratch *sc, const struct moe_route_params *p, bool has_bias)
+{
+	const int32_t G = p->n_group, gs = p->num_experts / G;
+	const bool top2 = has_bias || p->profile != MOE_PROFILE_VLLM;
+	const float *kf = has_bias ? sc->kf : sc->s;
+	float score[MOE_ROUTE_KERNEL_MAX_E], t1[8], t2[8];
+	bool kept[MOE_ROUTE_KERNEL_MAX_E];
+	for (int32_t g0 = 0; g0 < G; g0 += 8) {
+		const int ng = G - g0 < 8 ? (int)(G - g0) : 8;
+		simd_group_top2(kf + g0 * gs, gs, ng, t1, t2);
+		for (int g = 0; g < ng; g++) {
+			score[g0 + g] = top2 ? canon_nan(t1[g] + t2[g]) : t1[g];
+			kept[g0 + g] = false;
+		}
+	}
+	/* Keep the topk_group best scores, equal scores to the lower group: a group's rank counts the
+	 * groups before it in that order, G broadcasts against all G lanes at once (a walk of
+	 * topk_group dependent argmax passes costs several times more for the usual G = 8). */
+	if (G <= MOE_VW) {
+		const moe_vf sv = load_any(score, MOE_DTYPE_F32, 0, G, -INFINITY);
+		moe_vf rank = vf_zero();
+		for (int32_t j = 0; j < G; j++) {
+			const moe_vf sj = vf_set1(score[j]);
+			const unsigned later = ((1u << MOE_VW) - 1u) & ~((2u << j) - 1u); /* lanes g > j */
+			const unsigned before = vf_gt_mask(sj, sv) | (vf_eq_mask(sj, sv) & later);
+			rank = vf_add(rank, vf_mask_set(vf_zero(), before, 1.0f));
+		}
+		const unsigned kept_bits = vf_gt_mask(vf_set1((float)p->topk_group - 0.5f), rank);
+		for (int32_t g = 0; g < G; g++)
+			kept[g] = (kept_bits >> g) & 1u;
+	} else {
+		for (int32_t g = 0; g < G; g++) {
+			int32_t rank = 0;
+			for (int32_t j = 0; j < G; j++)
+				rank += (int32_t)(score[j] > score[g]) + ((int32_t)(score[j] == score[g]) & (int32_t)(j < g));
+			kept[g] = rank < p->topk_group;
+		}
+	}
+	/* Experts of the other groups leave the race (flashinfer, vLLM) or get key 0.0 (HF). */
+	const uint32_t out = p->profile == MOE_PROFILE_HF ? 0x80000000u : 0u;
+	for (int32_t g = 0; g < G; g++)
+		if (!kept[g])
+			fill_u32(sc->key + g * gs, gs, out);
+}
+
+/* ---- weights ---- */
+
+static inline float sum_k(enum moe_profile profile, const float *v, int32_t K)
+{
+	if (profile == MOE_PROFILE_FLASHINFER) {
+		/* Lane 0 of the xor butterfly over 32 lanes (lanes >= K hold 0). */
+		float a[32] = { 0.0f };
+		for (int32_t k = 0; k < K; k++)
+			a[k] = v[k];
+		for (int h = 16; h >= 1; h /= 2)
+			for (int i = 0; i < h; i++)
+				a[i] = a[i] + a[i + h];
+		return canon_nan(a[0]);
+	}
+	float s = 0.0f;
+	for (int32_t k = 0; k < K; k++)
+		s = s + v[k];
+	return canon_nan(s);
+}
+
+/* The helpers below work on whole vectors of the scratch arrays (K rounded up to MOE_VW lanes,
+ * the lanes past K unused), so each vector load is forwarded from the vector store before it. */
+
+/* w[k] = w[k] / d. */
+static inline void div_k(float *w, int32_t K, float d)
+{
+	const moe_vf vd = vf_set1(d);
+	for (int32_t i = 0; i < K; i += MOE_VW)
+		vf_store(w, MOE_DTYPE_F32, i, vf_div(vf_load(w, MOE_DTYPE_F32, i), vd));
+}
+
+/* w[k] = the score a selected key was made from. */
+static inline void decode_k(struct route_scratch *sc, int32_t K)
+{
+	for (int32_t i = 0; i < K; i += MOE_VW)
+		vf_store(sc->w, MOE_DTYPE_F32, i, vf_key_value(vf_load(sc->sel, MOE_DTYPE_F32, i)));
+}
+
+/* out[k] = the profile's output of w[k] (canonical NaN first, except TopK's raw logits); ids out. */
+static inline void store_out(struct route_scratch *sc, int32_t *ids, float *out, int32_t K,
+			     enum moe_profile profile, bool canon)
+{
+	for (int32_t i = 0; i < K; i += MOE_VW) {
+		moe_vf v = vf_load(sc->w, MOE_DTYPE_F32, i);
+		if (canon)
+			v = vf_mask_set(v, ~vf_eq_mask(v, v) & ((1u << MOE_VW) - 1u), moe_f32_from_bits(0x7fc00000u));
+		if (profile != MOE_PROFILE_VLLM)
+			v = vf_round_bf16(v);
+		const moe_vf id = vf_load(sc->ids, MOE_DTYPE_F32, i);
+		if (K - i >= MOE_VW) {
+			vf_store(out, MOE_DTYPE_F32, i, v);
+			vf_store(ids, MOE_DTYPE_F32, i, id);
+		} else {
+			vf_store_tail(out, MOE_DTYPE_F32, i, v, K - i);
+			vf_store_tail(ids, MOE_DTYPE_F32, i, id, K - i);
+		}
+	}
+}
+
+/* Renormalize's weights: softmax over the K selected logits in w (w[0] is the largest). */
+static inline void softmax_k(enum moe_profile profile, float *w, int32_t K)
+{
+	const moe_vf vm = vf_set1(w[0]);
+	for (int32_t i = 0; i < K; i += MOE_VW)
+		vf_store(w, MOE_DTYPE_F32, i, vf_exp(vf_sub(vf_load(w, MOE_DTYPE_F32, i), vm)));
+	float S = sum_k(profile, w, K);
+	if (profile == MOE_PROFILE_VLLM && !(S > 0.0f))
+		S = 1.0f;
+	div_k(w, K, S);
+}
+
+static inline void renormalize(const struct moe_route_params *p, enum moe_routing_method m, float *w, int32_t K)
+{
+	float S = sum_k(p->profile, w, K);
+	if (p->profile == MOE_PROFILE_FLASHINFER && m == MOE_ROUTE_SIGMOID_RENORM)
+		S = fmaxf(S, 1e-20f);
+	else if (p->profile == MOE_PROFILE_VLLM && !(S > 0.0f))
+		S = 1.0f;
+	div_k(w, K, S);
+}
+
+static inline void scaled_renormalize(const struct moe_route_params *p, float *w, int32_t K)
+{
+	const float rsf = p->routed_scaling_factor;
+	float S = sum_k(p->profile, w, K);
+	const moe_vf vr = vf_set1(rsf);
+	if (p->profile == MOE_PROFILE_FLASHINFER) {
+		const moe_vf d = vf_set1(S + 1e-20f);
+		for (int32_t i = 0; i < K; i += MOE_VW)
+			vf_store(w, MOE_DTYPE_F32, i, vf_div(vf_mul(vf_load(w, MOE_DTYPE_F32, i), vr), d));
+		return;
+	}
+	if (p->profile == MOE_PROFILE_VLLM && !(S > 0.0f))
+		S = 1.0f;
+	if (p->profile == MOE_PROFILE_HF && p->method == MOE_ROUTE_DEEPSEEKV3)
+		S = S + 1e-20f;
+	const moe_vf d = vf_set1(S);
+	for (int32_t i = 0; i < K; i += MOE_VW)
+		vf_store(w, MOE_DTYPE_F32, i, vf_mul(vf_div(vf_load(w, MOE_DTYPE_F32, i), d), vr));
+}
+
+/* ---- one token, in three phases ---- */
+
+static inline enum moe_routing_method effective_method(const struct moe_route_params *p)
+{
+	if (p->method == MOE_ROUTE_RENORMALIZE_NAIVE && p->profile == MOE_PROFILE_FLASHINFER)
+		return MOE_ROUTE_RENORMALIZE;
+	return p->method;
+}
+
+/* Scores and keys of every expert (DeepSeekV3: with the groups chosen); sc->finite says whether
+ * the row can be routed here. */
+static inline void route_prepare(struct route_scratch *sc, const struct moe_route_params *p, const void *row,
+				 const float *bias)
+{
+	const enum moe_profile profile = p->profile;
+	const enum moe_dtype t = p->logits_dtype;
+	const int32_t E = p->num_experts;
+	const enum moe_routing_method m = effective_method(p);
+	sc->row = row;
+	switch (m) {
+	case MOE_ROUTE_DEFAULT:
+	case MOE_ROUTE_RENORMALIZE_NAIVE: {
+		float mx;
+		sc->finite = pass_load_max(row, t, E, sc->x, &mx);
+		if (sc->finite)
+			sc->Z = pass_exp(sc->x, E, mx, sc->s, sc->key);
+		break;
+	}
+	case MOE_ROUTE_RENORMALIZE:
+	case MOE_ROUTE_TOPK:
+	case MOE_ROUTE_TOPK_SIGMOID:
+	case MOE_ROUTE_LLAMA4:
+		sc->finite = pass_logit_keys(row, t, E, profile == MOE_PROFILE_VLLM || m == MOE_ROUTE_LLAMA4, sc->key);
+		break;
+	default:
+		sc->finite = pass_sigmoid(row, t, E, profile, bias, sc->s, sc->kf, sc->key);
+		if (sc->finite && m == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1)
+			select_groups(sc, p, bias != NULL);
+		break;
+	}
+	fill_u32(sc->key + E, 16, 0u);
+}
+
+static inline void route_select(struct route_scratch *sc, const struct moe_route_params *p)
+{
+	if (sc->finite)
+		topk(sc, p->num_experts, p->top_k);
+}
+
+/* Weights and output; a row holding a NaN or an infinity goes to the reference. */
+static inline void route_finish(struct route_scratch *sc, const struct moe_route_params *p, const void *bias,
+				const float *b, int32_t *ids, float *out)
+{
+	const enum moe_profile profile = p->profile;
+	const int32_t K = p->top_k;
+	const enum moe_routing_method m = effective_method(p);
+	float *w = sc->w;
+	if (!sc->finite) {
+		moe_route__ref(p, 1, sc->row, bias, ids, out);
+		return;
+	}
+	switch (m) {
+	case MOE_ROUTE_DEFAULT:
+	case MOE_ROUTE_RENORMALIZE_NAIVE:
+		decode_k(sc, K);
+		div_k(w, K, sc->Z);
+		if (m == MOE_ROUTE_RENORMALIZE_NAIVE)
+			renormalize(p, m, w, K);
+		break;
+	case MOE_ROUTE_RENORMALIZE:
+	case MOE_ROUTE_TOPK:
+	case MOE_ROUTE_TOPK_SIGMOID:
+	case MOE_ROUTE_LLAMA4:
+		/* TopK returns the raw logit (-0.0 included); the others see x + 0.0 alike */
+		if (m == MOE_ROUTE_TOPK)
+			for (int32_t k = 0; k < K; k++)
+				w[k] = elem(sc->row, p->logits_dtype, sc->ids[k]);
+		else
+			decode_k(sc, K);
+		if (m == MOE_ROUTE_RENORMALIZE)
+			softmax_k(profile, w, K);
+		else if (m != MOE_ROUTE_TOPK)
+			sigmoid_k(w, K, profile);
+		break;
+	default:
+		/* the key is s itself unless a bias or HF's 0.0 group mask made it something else */
+		if (b || (m == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1 && profile == MOE_PROFILE_HF))
+			for (int32_t k = 0; k < K; k++)
+				w[k] = sc->s[sc->ids[k]];
+		else
+			decode_k(sc, K);
+		if (m == MOE_ROUTE_MINIMAX2 || m == MOE_ROUTE_DEEPSEEKV3)
+			scaled_renormalize(p, w, K);
+		else if (m == MOE_ROUTE_SIGMOID_RENORM && p->renormalize)
+			renormalize(p, m, w, K);
+		break;
+	}
+	store_out(sc, ids, out, K, profile, m != MOE_ROUTE_TOPK);
+}
+
+static inline void route_rows(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+			      int32_t *ids, float *weights)
+{
+	assert(p && moe_route_validate(p) == MOE_OK);
+	assert(p->num_experts <= MOE_ROUTE_KERNEL_MAX_E);
+	assert(T >= 0 && (T == 0 || (logits && ids && weights)));
+	assert((bias == NULL) == (p->bias_dtype == MOE_DTYPE_NONE));
+	struct route_scratch sc[3];
+	uint64_t best[MOE_ROUTE_KERNEL_MAX_E];
+	float bconv[MOE_ROUTE_KERNEL_MAX_E] __attribute__((aligned(64)));
+	const int32_t E = p->num_experts, K = p->top_k;
+	const size_t row_bytes = (size_t)E * (p->logits_dtype == MOE_DTYPE_BF16 ? sizeof(moe_bf16) : sizeof(float));
+	const float *b = NULL;
+	if (bias) {
+		const bool round = p->profile == MOE_PROFILE_FLASHINFER && p->method == MOE_ROUTE_DEEPSEEKV3 &&
+				   p->n_group > 1;
+		for (int32_t e = 0; e < E; e++) {
+			const float v = elem(bias, p->bias_dtype, e);
+			if (!isfinite(v)) {
+				moe_route__ref(p, T, logits, bias, ids, weights);
+				return;
+			}
+			bconv[e] = round ? moe_round_bf16(v) : v;
+		}
+		b = bconv;
+	}
+	for (int i = 0; i < 3; i++)
+		sc[i].best = best;
+	for (int64_t tk = 0; tk < T + 2; tk++) {
+		if (tk < T)
+			route_prepare(&sc[tk % 3], p, (const char *)logits + (size_t)tk * row_bytes, b);
+		if (tk >= 1 && tk <= T)
+			route_select(&sc[(tk - 1) % 3], p);
+		if (tk >= 2)
+			route_finish(&sc[(tk - 2) % 3], p, bias, b, ids + (tk - 2) * K, weights + (tk - 2) * K);
+	}
+}

@@ -1,0 +1,291 @@
+/* Tests of the optimized expert MLP kernels: every built-in table that provides expert (each variant
+ * of kernels/expert/expert.inc, and the whole per-ISA tables) against moe_expert_ref_f64, whose
+ * a-priori bound every correct fp32 kernel meets elementwise whatever its summation order
+ * (reference/expert_f64.c derives it): |y - y_ref| <= bound. Every weight format and scaling,
+ * every act_quant its weights allow, token counts 0, 1, the decode sizes and prefill sizes with a
+ * remainder, H and I off the vector width and the FP8 block size where the format allows, H above
+ * the prefill depth block (partial sums across blocks). NaN and infinity in x must come out as the
+ * reference's kind of value; fp32-subnormal activations and bf16-subnormal weights must be
+ * handled like any other number (no flush to zero). Variants whose ISA the CPU lacks are skipped
+ * and said so. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "moe/moe.h"
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double rng_uniform(void)
+{
+	return ((double)(rng_next() >> 11) + 0.5) * 0x1p-53;
+}
+
+static double rng_normal(void)
+{
+	return sqrt(-2.0 * log(rng_uniform())) * cos(6.283185307179586 * rng_uniform());
+}
+
+struct fmt {
+	enum moe_dtype dtype;
+	enum moe_scaling scaling;
+	enum moe_sf_layout layout;
+	enum moe_act_quant act;
+	int64_t kmul; /* H and I must be multiples of this */
+};
+
+static const struct fmt fmts[] = {
+	{ MOE_DTYPE_F32, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_NONE, 1 },
+	{ MOE_DTYPE_F32, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_BF16, 1 },
+	{ MOE_DTYPE_BF16, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_NONE, 1 },
+	{ MOE_DTYPE_BF16, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_BF16, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_PER_TENSOR, MOE_SF_LINEAR, MOE_ACT_NONE, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_PER_TENSOR, MOE_SF_LINEAR, MOE_ACT_FP8_TENSOR, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_PER_CHANNEL, MOE_SF_LINEAR, MOE_ACT_BF16, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_BLOCK_1x128, MOE_SF_LINEAR, MOE_ACT_FP8_1x128, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_BLOCK_128x128, MOE_SF_LINEAR, MOE_ACT_FP8_1x128, 1 },
+	{ MOE_DTYPE_FP8E4M3, MOE_SCALING_BLOCK_128x128, MOE_SF_LINEAR, MOE_ACT_NONE, 1 },
+	{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_LINEAR, MOE_ACT_BF16, 16 },
+	{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_SWIZZLED_128x4, MOE_ACT_NVFP4, 16 },
+	{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_SWIZZLED_8x4, MOE_ACT_NONE, 16 },
+	{ MOE_DTYPE_MXFP4, MOE_SCALING_MX, MOE_SF_LINEAR, MOE_ACT_BF16, 32 },
+};
+
+/* tokens, hidden, inter (H and I rounded up to the format's multiple) */
+static const int64_t shapes[][3] = {
+	{ 0, 32, 32 }, { 1, 1, 1 }, { 1, 33, 17 }, { 3, 64, 48 }, { 8, 100, 70 }, { 16, 129, 40 },
+	{ 17, 48, 33 }, { 29, 300, 50 }, { 40, 64, 300 },
+};
+
+static int64_t round_up(int64_t v, int64_t m)
+{
+	return (v + m - 1) / m * m;
+}
+
+struct problem {
+	struct moe_expert_params p;
+	struct moe_expert_weights w;
+	float *x;
+	double *y_ref, *bound;
+	struct moe_expert_f64_info info;
+};
+
+static void make_weight(struct moe_qtensor *q, const struct fmt *f, int64_t rows, int64_t cols, float scale)
+{
+	*q = (struct moe_qtensor){ .dtype = f->dtype, .scaling = f->scaling, .sf_layout = f->layout, .rows = rows, .cols = cols };
+	ck_assert_int_eq(moe_qtensor_alloc(q), MOE_OK);
+	float *v = malloc((size_t)(rows * cols) * sizeof(float) + 4);
+	ck_assert_ptr_nonnull(v);
+	for (int64_t i = 0; i < rows * cols; i++)
+		v[i] = (float)rng_normal() * scale;
+	moe_quantize__ref(v, q);
+	free(v);
+}
+
+static void make_problem(struct problem *pr, const struct fmt *f, int64_t M, int64_t H, int64_t I)
+{
+	memset(pr, 0, sizeof *pr);
+	pr->p = (struct moe_expert_params){ .tokens = M, .hidden = H, .inter = I, .weight_dtype = f->dtype,
+					    .weight_scaling = f->scaling, .weight_sf_layout = f->layout, .act_quant = f->act };
+	make_weight(&pr->w.gate, f, I, H, (float)(1.0 / sqrt((double)H)));
+	make_weight(&pr->w.up, f, I, H, (float)(1.0 / sqrt((double)H)));
+	make_weight(&pr->w.down, f, H, I, (float)(1.0 / sqrt((double)I)));
+	ck_assert_int_eq(moe_expert_validate(&pr->p, &pr->w), MOE_OK);
+	const size_t mh = (size_t)(M * H) + 1;
+	pr->x = malloc(mh * sizeof(float));
+	pr->y_ref = malloc(mh * sizeof(double));
+	pr->bound = malloc(mh * sizeof(double));
+	ck_assert(pr->x && pr->y_ref && pr->bound);
+	for (int64_t i = 0; i < M * H; i++)
+		pr->x[i] = (float)rng_normal() * 2.0f;
+}
+
+static void reference(struct problem *pr)
+{
+	ck_assert_int_eq(moe_expert_ref_f64_ex(&pr->p, pr->x, &pr->w, pr->y_ref, pr->bound, &pr->info), MOE_OK);
+}
+
+static void free_problem(struct problem *pr)
+{
+	moe_qtensor_free(&pr->w.gate);
+	moe_qtensor_free(&pr->w.up);
+	moe_qtensor_free(&pr->w.down);
+	free(pr->x);
+	free(pr->y_ref);
+	free(pr->bound);
+}
+
+static bool runs(const struct moe_builtin *b, const struct moe_expert_params *p)
+{
+	return b->isa <= moe_isa_hardware() && moe_backend_provides(b->table, MOE_OP_EXPERT, p);
+}
+
+/* Runs every variant that takes the problem; returns how many did. */
+static int check_all(const struct problem *pr, const char *what)
+{
+	const int64_t M = pr->p.tokens, H = pr->p.hidden;
+	const size_t ws_bytes = moe_expert_workspace_bytes(&pr->p);
+	int ran = 0;
+	for (size_t i = 1; i < moe_builtin_count(); i++) {
+		const struct moe_builtin *b = moe_builtin_at(i);
+		if (!runs(b, &pr->p))
+			continue;
+		void *ws = aligned_alloc(64, (ws_bytes + 64) / 64 * 64);
+		float *y = malloc(((size_t)(M * H) + 1) * sizeof(float));
+		ck_assert(ws && y);
+		for (int64_t j = 0; j <= M * H; j++)
+			y[j] = 777.0f;
+		b->table->expert(&pr->p, pr->x, &pr->w, y, ws);
+		for (int64_t j = 0; j < M * H; j++) {
+			const double r = pr->y_ref[j], e = fabs((double)y[j] - r);
+			if (isinf(pr->bound[j]) && isfinite(r))
+				continue; /* magnitudes near the fp32 overflow: no finite bound to hold a kernel to */
+			if (!isfinite(r)) {
+				ck_assert_msg(isnan(r) ? isnan(y[j]) : (double)y[j] == r, "%s %s: [%lld] %g where the reference has %g",
+					      b->table->name, what, (long long)j, (double)y[j], r);
+				continue;
+			}
+			ck_assert_msg(e <= pr->bound[j], "%s %s (%s/%s/%s act %s, M=%lld H=%lld I=%lld): y[%lld] = %.9g, ref %.9g, "
+				      "error %.3g > bound %.3g", b->table->name, what, moe_dtype_name(pr->p.weight_dtype),
+				      moe_scaling_name(pr->p.weight_scaling), moe_sf_layout_name(pr->p.weight_sf_layout),
+				      moe_act_quant_name(pr->p.act_quant), (long long)M, (long long)H, (long long)pr->p.inter,
+				      (long long)j, (double)y[j], r, e, pr->bound[j]);
+		}
+		ck_assert_msg(y[M * H] == 777.0f, "%s wrote past y", b->table->name);
+		free(ws);
+		free(y);
+		ran++;
+	}
+	return ran;
+}
+
+START_TEST(every_format_and_shape)
+{
+	const struct fmt *f = &fmts[_i];
+	rng_state = 100u + (uint64_t)_i;
+	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+		struct problem pr;
+		make_problem(&pr, f, shapes[s][0], round_up(shapes[s][1], f->kmul), round_up(shapes[s][2], f->kmul));
+		reference(&pr);
+		ck_assert_msg(!pr.info.unbounded, "vacuous case");
+		const int ran = check_all(&pr, "random");
+		ck_assert_int_ge(ran, 1);
+		free_problem(&pr);
+	}
+}
+END_TEST
+
+/* NaN and infinities in x reach the outputs of their token as the reference's do. */
+START_TEST(non_finite_inputs)
+{
+	const struct fmt *f = &fmts[_i];
+	rng_state = 200u + (uint64_t)_i;
+	for (int prefill = 0; prefill < 2; prefill++) {
+		struct problem pr;
+		make_problem(&pr, f, prefill ? 20 : 3, round_up(48, f->kmul), round_up(40, f->kmul));
+		if (f->act == MOE_ACT_NONE || f->act == MOE_ACT_BF16) {
+			pr.x[1 * pr.p.hidden + 5] = NAN;
+			pr.x[2 * pr.p.hidden + 7] = INFINITY;
+		} else {
+			pr.x[1 * pr.p.hidden + 5] = NAN; /* quantizers turn infinities into finite codes */
+		}
+		reference(&pr);
+		check_all(&pr, "non-finite x");
+		free_problem(&pr);
+	}
+}
+END_TEST
+
+/* Subnormal activations and weights are numbers: a kernel that flushes them to zero (as vdpbf16ps
+ * does with its inputs) is caught where they decide the result. Token 0's x is all fp32-subnormal,
+ * so its g, u, a and y are tiny and their bounds too; with bf16 weights, a second case has every
+ * gate weight bf16-subnormal and x large, so that every g is made of subnormal products. */
+START_TEST(subnormals_are_numbers)
+{
+	const struct fmt *f = &fmts[_i];
+	rng_state = 300u + (uint64_t)_i;
+	for (int c = 0; c < 4; c++) {
+		const bool prefill = c & 1, weights = c & 2;
+		if (weights && f->dtype != MOE_DTYPE_BF16)
+			continue;
+		struct problem pr;
+		make_problem(&pr, f, prefill ? 20 : 2, round_up(64, f->kmul), round_up(32, f->kmul));
+		if (!weights) {
+			for (int64_t k = 0; k < pr.p.hidden; k++)
+				pr.x[k] = (float)(rng_normal() * 0x1p-133);
+		} else {
+			moe_bf16 *g = pr.w.gate.data;
+			for (int64_t i = 0; i < pr.p.inter * pr.p.hidden; i++)
+				g[i] = moe_f32_to_bf16((float)(rng_normal() * 0x1p-130));
+			for (int64_t i = 0; i < pr.p.tokens * pr.p.hidden; i++)
+				pr.x[i] *= 0x1p12f;
+		}
+		reference(&pr);
+		ck_assert_msg(!pr.info.unbounded, "vacuous case");
+		check_all(&pr, weights ? "subnormal weights" : "subnormal x");
+		free_problem(&pr);
+	}
+}
+END_TEST
+
+/* Which problems the variants take: decode variants at most 16 tokens (more go to prefill), the
+ * vdpbf16ps variant only bf16 weights with bf16 activations, every other variant every format;
+ * dispatch picks a decode variant for 16 tokens. */
+START_TEST(supports_is_precise)
+{
+	struct moe_expert_params f32 = { .tokens = 17, .hidden = 64, .inter = 64, .weight_dtype = MOE_DTYPE_F32 };
+	struct moe_expert_params w16 = f32;
+	w16.weight_dtype = MOE_DTYPE_BF16;
+	w16.act_quant = MOE_ACT_BF16;
+	for (size_t i = 1; i < moe_builtin_count(); i++) {
+		const struct moe_builtin *b = moe_builtin_at(i);
+		if (b->op != MOE_OP_EXPERT)
+			continue;
+		if (b->isa > moe_isa_hardware())
+			printf("test_kernels_expert: %s skipped: this CPU lacks %s\n", b->table->name, moe_isa_name(b->isa));
+		const bool decode = strstr(b->table->name, "decode") != NULL, w16_only = b->isa == MOE_ISA_AVX512_BF16;
+		f32.tokens = w16.tokens = 17;
+		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &f32) == (!decode && !w16_only), "%s: f32, 17 tokens",
+			      b->table->name);
+		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &w16) == !decode, "%s: bf16, 17 tokens", b->table->name);
+		f32.tokens = w16.tokens = 16;
+		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &w16) == !w16_only, "%s: bf16, 16 tokens", b->table->name);
+		ck_assert_msg(b->table->supports(MOE_OP_NORM, &f32) == false, "%s claims norm", b->table->name);
+	}
+	const struct moe_builtin *pick = moe_builtin_pick(moe_isa_hardware(), MOE_OP_EXPERT, &f32);
+	ck_assert_msg(moe_isa_hardware() < MOE_ISA_AVX2 || strstr(pick->table->name, "decode"), "16 tokens pick %s",
+		      pick->table->name);
+}
+END_TEST
+
+static Suite *expert_suite(void)
+{
+	Suite *s = suite_create("kernels_expert");
+	TCase *tc = tcase_create("expert");
+	const int n = (int)(sizeof fmts / sizeof fmts[0]);
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, every_format_and_shape, 0, n);
+	tcase_add_loop_test(tc, non_finite_inputs, 0, n);
+	tcase_add_loop_test(tc, subnormals_are_numbers, 0, n);
+	tcase_add_test(tc, supports_is_precise);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(expert_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	const int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

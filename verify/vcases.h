@@ -1,0 +1,61 @@
+/* Case catalogues and input generators per op (verify/cases_*.c), shared by the runners and the
+ * golden-vector exporter. */
+#ifndef MOE_VERIFY_VCASES_H
+#define MOE_VERIFY_VCASES_H
+
+#include "verify.h"
+
+enum moe_status moe_catalogue_route(enum moe_vdepth depth, uint64_t base_seed, unsigned profile_mask,
+				    struct moe_vcase_list *out);
+enum moe_status moe_catalogue_norm(enum moe_vdepth depth, uint64_t base_seed, struct moe_vcase_list *out);
+enum moe_status moe_catalogue_codec(enum moe_op op, enum moe_vdepth depth, uint64_t base_seed,
+				    struct moe_vcase_list *out);
+enum moe_status moe_catalogue_expert(enum moe_vdepth depth, uint64_t base_seed, struct moe_vcase_list *out);
+enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, unsigned profile_mask,
+				    struct moe_vcase_list *out);
+
+/* Routing inputs in fp32: L32[T][E] and, when b32 is non-NULL, the bias b32[E]. */
+void moe_gen_route(const struct moe_vcase *c, float *L32, float *b32);
+/* Norm inputs: x32[rows][cols], w32[cols] (already representable in the case's dtypes). */
+void moe_gen_norm(const struct moe_vcase *c, float *x32, float *w32);
+/* Codec inputs: x32[rows][cols] (quantize, and the source of dequantize unless gen=codes). */
+void moe_gen_codec(const struct moe_vcase *c, float *x32);
+/* Dequantize input: the quantized tensor q (allocated by the caller) from x32 by the reference
+ * quantizer, or random bytes for gen=codes. */
+void moe_gen_codec_q(const struct moe_vcase *c, const float *x32, struct moe_qtensor *q);
+/* Expert activations x[M][H]. */
+void moe_gen_expert_x(const struct moe_vcase *c, uint64_t seed, int64_t M, int64_t H, float *x);
+
+/* Checking a backend on given inputs against given oracle outputs: the runners generate both, the
+ * golden-vector checker reads both from a file. Scratch slots 0..7 belong to the runners, 8..15 to
+ * these checkers (16..17 for the expert checker). */
+void moe_vcheck_route(const struct moe_backend *b, const struct moe_vcase *c, const void *logits,
+		      const float *L32, const void *bias, const float *b32, const int32_t *ids_r,
+		      const float *w_r, struct moe_vscratch *s, struct moe_vresult *r);
+void moe_vcheck_norm(const struct moe_backend *b, const struct moe_vcase *c, const void *x, const void *w,
+		     const double *y_ref, struct moe_vscratch *s, struct moe_vresult *r);
+
+void moe_vcheck_quantize(const struct moe_backend *b, const struct moe_vcase *c, const float *x,
+			 const struct moe_qtensor *qr, struct moe_vscratch *s, struct moe_vresult *r);
+void moe_vcheck_dequantize(const struct moe_backend *b, const struct moe_vcase *c, const struct moe_qtensor *q,
+			   const float *xr, struct moe_vscratch *s, struct moe_vresult *r);
+/* The generated fp32 input x and the reference's quantized tensor q of a codec case (scratch slots
+ * 0..2): quantize's expected output, or dequantize's input. false when out of memory. */
+bool moe_vcodec_oracle(const struct moe_vcase *c, struct moe_vscratch *s, float **x, struct moe_qtensor *q);
+void moe_vcheck_expert(const struct moe_backend *b, const struct moe_vcase *c, const float *x,
+		       const struct moe_expert_weights *w, const double *y_ref, const double *bound,
+		       struct moe_vscratch *s, struct moe_vresult *r);
+/* Expert weights in the case's format: fp32 weights (gate/up ~ N(0, 1/H), down ~ N(0, 1/I)) quantized
+ * by the reference quantizer into tensors allocated with moe_qtensor_alloc; `inter` is the expert's
+ * width (the shared expert of a layer has its own). Free with moe_free_expert_weights. */
+enum moe_status moe_gen_expert_weights(const struct moe_vcase *c, uint64_t seed, int64_t inter,
+				       struct moe_expert_weights *w);
+void moe_free_expert_weights(struct moe_expert_weights *w);
+
+/* Bytes per element of a storage dtype (F32 4, BF16 2, NONE 0). */
+size_t moe_storage_size(enum moe_dtype t);
+/* Stores fp32 values in a storage dtype (F32 copy, BF16 by RNE) and back. */
+void moe_store_as(enum moe_dtype t, const float *x32, void *dst, int64_t n);
+void moe_load_f32(enum moe_dtype t, const void *src, float *x32, int64_t n);
+
+#endif
