@@ -62,10 +62,11 @@ typedef void moe_route_fn(const struct moe_route_params *p, int64_t T, const voi
 /* Defaults for a method: E, K given; profile vLLM; rsf 1; f32 logits; no bias; ungrouped. */
 struct moe_route_params moe_route_params_default(enum moe_routing_method m, int32_t E, int32_t K);
 
-/* The engines' host-side constraints for p (routing.md): E % 4 == 0, K < E, K <= 32 for the
- * renormalize family, Llama4 K == 1, DeepSeekV3 E % G == 0, TG <= G, TG <= 4, K < TG*E/G, a bias
- * only where the method uses one, dtypes in range, ... MOE_ERR_INVALID_ARG with a message naming
- * the method, the violated constraint and the values. */
+/* The engines' constraints for p (routing.md). Under every profile: valid enums and dtypes,
+ * 1 <= K <= E, Llama4 K == 1, a bias only where the method uses one (MiniMax2, DeepSeekV3), and for
+ * grouped DeepSeekV3 E % G == 0, 1 <= TG <= G, K <= TG*E/G. Under the flashinfer profile also its
+ * host checks: E % 4 == 0, K < E, K <= 32, and grouped TG <= 4, K < TG*E/G. MOE_ERR_INVALID_ARG
+ * with a message naming the method, the violated constraint and the values. */
 enum moe_status moe_route_validate(const struct moe_route_params *p);
 
 /* "Default", "Renormalize", "DeepSeekV3", ... as flashinfer spells them; "?" if out of range. */
