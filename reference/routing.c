@@ -3,7 +3,8 @@
  *
  * Per token, with x[e] the fp32 logit, s[e] = sig(x[e]) in the profile's form, b[e] the bias,
  * S the sum over the K selected in the profile's order (routing_score.c) and topk() the rank order
- * of routing_select.c (slot 0 = best; equal keys: lower index):
+ * of routing_select.c (slot 0 = best; equal keys: lower index; flashinfer: the float total order
+ * of the bits; HF: torch.topk's, every NaN first and -0.0 == +0.0; vLLM: `>`, NaN last):
  *
  *   Default           p = softmax(x) over E; ids = topk(p); w = p
  *   Renormalize       ids = topk(x), ranked in the input dtype (bf16 -> fp32 is exact and keeps
@@ -20,8 +21,11 @@
  *                     flashinfer rounds the bias to bf16 in this grouped path only. Ungrouped
  *                     (n_group <= 1) it selects as MiniMax2 (bias not rounded).
  *                     Weights from the unbiased s, below.
- *   Llama4            K = 1; argmax by strict `>` from index 0 over a running max that starts at
- *                     -inf: a NaN is never chosen and a row of NaN/-inf gives id 0; w = sig(x[id])
+ *   Llama4            K = 1; id = the first non-NaN logit, replaced by each later one strictly
+ *                     greater (so -0.0 equals +0.0, the lower index wins, and -inf counts as a
+ *                     value): a NaN is chosen only when the whole row is NaN, and then id 0.
+ *                     [NaN, -inf, -inf, -inf] gives id 1 (w 0). w = sig(x[id]); every profile
+ *                     (vLLM on its clamped logits, below)
  *   TopK              ids = topk(x); w = x[ids] (raw logits)
  *   SigmoidRenorm     ids = topk(s); w = s / denominator if renormalize, else s
  *   MiniMax2          ids = topk(s + b); w from the unbiased s, below
@@ -47,12 +51,19 @@
  * upstream bug routing.md lists), everything else gives 0. Ungrouped DeepSeekV3 therefore equals
  * MiniMax2 bit for bit under flashinfer and vLLM; under HF only the 1e-20 differs.
  *
- * vLLM profile: a NaN or +-inf logit is replaced by +0.0 before anything else (vLLM PR #39391), so
- * the replaced value is what every later step sees: selection (an all-NaN row gives ids 0..K-1;
- * a -inf logit becomes 0 and outranks negative logits; +inf loses its first place), the softmax
- * over E or K (a NaN no longer poisons the row; -inf no longer gives weight 0), sigmoids (0.5),
- * TopK's raw weight (0), Llama4's argmax. The bias is not touched: a non-finite bias ranks as
- * routing_select.c says.
+ * vLLM profile: a NaN or +-inf SCORE is replaced by +0.0 before selection (vLLM PR #39391 clamps
+ * the array it ranks), and the weights are computed from the clamped scores. The score is the
+ * softmax probability (Default, RenormalizeNaive), the sigmoid before any bias is added (Sigmoid,
+ * SigmoidRenorm, MiniMax2, DeepSeekV3) or the raw logit (Renormalize, TopK, TopKSigmoid,
+ * Llama4). So:
+ *   - softmax: one NaN or +inf logit makes the row's sum, hence every probability, NaN: the whole
+ *     row clamps to 0, ids 0..K-1, weights 0 (RenormalizeNaive divides by S > 0 ? S : 1 = 1). An
+ *     all -inf row too (expf(-inf - -inf) is NaN); a -inf logit among finite ones just has p = 0;
+ *   - sigmoid: a NaN logit's score clamps to 0; sig(+inf) = 1 and sig(-inf) = 0 stay;
+ *   - raw logit: a non-finite logit becomes 0 before it is ranked (an all-NaN row gives ids
+ *     0..K-1, a -inf outranks negative logits, +inf loses its first place), and the weight sees
+ *     that 0: TopK 0, TopKSigmoid and Llama4 sig(0) = 0.5, Renormalize's softmax over the K.
+ * The bias is not touched: a non-finite bias ranks as routing_select.c says.
  *
  * Output: ids always distinct and in [0, E) whatever the data; weights in the profile's precision
  * (routing_score.c). A computed NaN weight is the positive quiet NaN; TopK copies its logit, NaN
@@ -67,13 +78,16 @@
 
 #include "routing_internal.h"
 
+static float logit_in(const struct moe_route_row *r, int32_t e)
+{
+	return r->p->logits_dtype == MOE_DTYPE_BF16 ? moe_bf16_to_f32(((const moe_bf16 *)r->logits)[e])
+						    : ((const float *)r->logits)[e];
+}
+
+/* The logit as the methods that rank raw logits see it: it is their score. */
 static float logit(const struct moe_route_row *r, int32_t e)
 {
-	float x = r->p->logits_dtype == MOE_DTYPE_BF16 ? moe_bf16_to_f32(((const moe_bf16 *)r->logits)[e])
-						       : ((const float *)r->logits)[e];
-	if (r->p->profile == MOE_PROFILE_VLLM && !isfinite(x))
-		return 0.0f;
-	return x;
+	return moe_route_clamp(r->p->profile, logit_in(r, e));
 }
 
 static float bias_at(const struct moe_route_row *r, int32_t e)
@@ -83,14 +97,23 @@ static float bias_at(const struct moe_route_row *r, int32_t e)
 	return r->round_bias ? moe_round_bf16(b) : b;
 }
 
+/* The sigmoid score of the sigmoid-scored methods, clamped as a score. */
 static float sigmoid_at(const struct moe_route_row *r, int32_t e)
+{
+	const enum moe_profile profile = r->p->profile;
+	return moe_route_clamp(profile, moe_route_sigmoid(profile, logit_in(r, e)));
+}
+
+/* The weight of the methods that rank raw logits and weigh by a sigmoid (TopKSigmoid, Llama4):
+ * the sigmoid of their (clamped) score. */
+static float sigmoid_of_logit(const struct moe_route_row *r, int32_t e)
 {
 	return moe_route_sigmoid(r->p->profile, logit(r, e));
 }
 
 static float prob_at(const struct moe_route_row *r, int32_t e)
 {
-	return moe_route_canon(expf(logit(r, e) - r->smax) / r->ssum);
+	return moe_route_clamp(r->p->profile, moe_route_canon(expf(logit_in(r, e) - r->smax) / r->ssum));
 }
 
 static float biased_at(const struct moe_route_row *r, int32_t e)
@@ -178,9 +201,9 @@ static void softmax_stats(struct moe_route_row *r)
 	const int32_t E = r->p->num_experts;
 	float m = -INFINITY, z = 0.0f;
 	for (int32_t e = 0; e < E; e++)
-		m = fmaxf(m, logit(r, e));
+		m = fmaxf(m, logit_in(r, e));
 	for (int32_t e = 0; e < E; e++)
-		z += expf(logit(r, e) - m);
+		z += expf(logit_in(r, e) - m);
 	r->smax = m;
 	r->ssum = z;
 }
@@ -205,18 +228,19 @@ static void select_grouped(struct moe_route_row *r, int32_t *ids, float *w)
 	moe_route_topk(r, key_grouped, p->num_experts, p->top_k, ids, w);
 }
 
+/* Llama4's argmax: the first non-NaN logit, then strict `>`; 0 when every logit is NaN. */
 static int32_t argmax_strict(const struct moe_route_row *r)
 {
-	int32_t best = 0;
-	float m = -INFINITY;
+	int32_t best = -1;
+	float m = 0.0f;
 	for (int32_t e = 0; e < r->p->num_experts; e++) {
 		float x = logit(r, e);
-		if (x > m) {
+		if (!isnan(x) && (best < 0 || x > m)) {
 			m = x;
 			best = e;
 		}
 	}
-	return best;
+	return best < 0 ? 0 : best;
 }
 
 /* w[k] = e^(v[k] - max v) / S over the K logits in w (Renormalize). No epsilon and no guard in
@@ -306,13 +330,13 @@ static void route_row(struct moe_route_row *r, int32_t *ids, float *w)
 		break;
 	case MOE_ROUTE_LLAMA4:
 		ids[0] = argmax_strict(r);
-		w[0] = sigmoid_at(r, ids[0]);
+		w[0] = sigmoid_of_logit(r, ids[0]);
 		break;
 	case MOE_ROUTE_TOPK:
 	case MOE_ROUTE_TOPK_SIGMOID:
 		moe_route_topk(r, key_logit, E, K, ids, w);
 		for (int32_t k = 0; k < K; k++)
-			w[k] = m == MOE_ROUTE_TOPK ? logit(r, ids[k]) : sigmoid_at(r, ids[k]);
+			w[k] = m == MOE_ROUTE_TOPK ? logit(r, ids[k]) : sigmoid_of_logit(r, ids[k]);
 		break;
 	case MOE_ROUTE_SIGMOID_RENORM:
 	case MOE_ROUTE_SIGMOID:

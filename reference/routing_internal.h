@@ -38,6 +38,7 @@ typedef bool moe_route_key_fn(struct moe_route_row *r, int32_t i, float *key);
 
 /* routing_score.c */
 float moe_route_canon(float x);                                            /* NaN -> +qNaN */
+float moe_route_clamp(enum moe_profile profile, float score);              /* vLLM: non-finite -> +0 */
 float moe_route_sigmoid(enum moe_profile profile, float x);                /* the profile's form */
 float moe_route_sum_k(enum moe_profile profile, const float *v, int32_t K); /* the profile's order */
 float moe_route_out(enum moe_profile profile, float w);                    /* the output precision */

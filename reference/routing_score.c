@@ -11,7 +11,9 @@
  *   (v0 + v2) + v1, for K = 4 (v0 + v2) + (v1 + v3). vLLM and HF add left to right from 0.
  * - Output: flashinfer and HF deliver bf16 weights (round to nearest even); vLLM fp32.
  * - NaN: a NaN computed here is replaced by the positive quiet NaN, the value a GPU produces, so
- *   that ranking and output never depend on which NaN operand the compiler put first. */
+ *   that ranking and output never depend on which NaN operand the compiler put first.
+ * - vLLM clamps scores (vLLM PR #39391): a NaN or +-inf score becomes +0.0 before selection, and
+ *   the weights are computed from the clamped scores. The other profiles keep every score. */
 #include <assert.h>
 #include <math.h>
 
@@ -20,6 +22,11 @@
 float moe_route_canon(float x)
 {
 	return isnan(x) ? moe_f32_from_bits(0x7fc00000u) : x;
+}
+
+float moe_route_clamp(enum moe_profile profile, float score)
+{
+	return profile == MOE_PROFILE_VLLM && !isfinite(score) ? 0.0f : score;
 }
 
 float moe_route_sigmoid(enum moe_profile profile, float x)

@@ -3,13 +3,19 @@
  * A candidate is a pair (key, index); pairs rank by key, best first, and equal keys by index,
  * lower first. Every pair differs from every other in its index, so the order is strict and
  * total, and a top-k never repeats an index.
- * - flashinfer and HF: keys compare as flashinfer's packed key does, by the float total order
+ * - flashinfer: keys compare as its packed key does, by the float total order
  *   -NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < +NaN on the raw bits (flip all bits of a
  *   negative value, the sign bit of a positive one). +0.0 outranks -0.0, a positive NaN outranks
- *   +inf, and NaNs of one sign rank by payload.
+ *   +inf, and NaNs of one sign rank by payload. Computed keys carry the canonical +NaN
+ *   (routing_score.c), so only raw logits show the sign and payload of a NaN.
+ * - HF: keys compare as torch.topk on CPU does: every NaN, of either sign and any payload, ranks
+ *   above +inf and equal to every other NaN (so the lower index wins); the other values by `>`,
+ *   -0.0 equal to +0.0 (the lower index wins). Only raw logits (Renormalize, TopK, TopKSigmoid)
+ *   see a difference from flashinfer's order: computed keys carry the canonical +NaN and are never
+ *   -0.0 (a sum x + -x is +0.0).
  * - vLLM: keys compare as its CUDA kernels do, `(v > m) || (v == m && idx < m_idx)`: -0.0 equals
  *   +0.0 (so the lower index wins), and a NaN, which no `>` ever picks, ranks below -inf. vLLM's
- *   logits are NaN/inf-free by the time they are ranked (routing.c), so only a non-finite bias
+ *   scores are NaN/inf-free by the time they are ranked (routing.c), so only a non-finite bias
  *   can put a NaN there.
  *
  * Top-k: one pass over the candidates, each key evaluated once and inserted into the sorted list
@@ -31,17 +37,17 @@ static uint32_t total_order_bits(float x)
 
 bool moe_route_before(enum moe_profile profile, float ka, int32_t ia, float kb, int32_t ib)
 {
-	if (profile == MOE_PROFILE_VLLM) {
-		bool na = isnan(ka), nb = isnan(kb);
-		if (na != nb)
-			return nb;
-		if (!na && ka != kb)
-			return ka > kb;
+	if (profile == MOE_PROFILE_FLASHINFER) {
+		uint32_t oa = total_order_bits(ka), ob = total_order_bits(kb);
+		if (oa != ob)
+			return oa > ob;
 		return ia < ib;
 	}
-	uint32_t oa = total_order_bits(ka), ob = total_order_bits(kb);
-	if (oa != ob)
-		return oa > ob;
+	bool na = isnan(ka), nb = isnan(kb);
+	if (na != nb)
+		return profile == MOE_PROFILE_HF ? na : nb;
+	if (!na && ka != kb)
+		return ka > kb;
 	return ia < ib;
 }
 

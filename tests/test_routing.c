@@ -790,25 +790,36 @@ END_TEST
 
 START_TEST(test_signed_zero)
 {
-	/* x = [-0.0, +0.0, -1 ...]. flashinfer and HF rank by the total order: +0.0 outranks -0.0,
-	 * ids [1, 0]. vLLM compares numerically: -0.0 == +0.0, the lower index wins: ids [0, 1].
-	 * In bf16 the same with 0x8000 and 0x0000. TopK weights keep the sign: [+0, -0] / [-0, +0]. */
+	/* x = [-0.0, +0.0, -1 ...], ranked on raw logits (TopK, Renormalize, TopKSigmoid).
+	 * flashinfer ranks by the total order: +0.0 outranks -0.0, ids [1, 0]. vLLM (`>`) and HF
+	 * (torch.topk) compare numerically: -0.0 == +0.0, the lower index wins: ids [0, 1].
+	 * In bf16 the same with 0x8000 and 0x0000. TopK weights keep the sign: flashinfer [+0, -0],
+	 * vLLM and HF [-0, +0]. Llama4's strict `>` keeps the first zero, expert 0, in every profile. */
 	const float xf[8] = { -0.0f, 0.0f, -1, -1, -1, -1, -1, -1 };
 	const moe_bf16 xb[8] = { 0x8000, 0x0000, 0xbf80, 0xbf80, 0xbf80, 0xbf80, 0xbf80, 0xbf80 };
 	const int32_t total[2] = { 1, 0 }, numeric[2] = { 0, 1 };
+	const enum moe_routing_method raw[3] = { MOE_ROUTE_TOPK, MOE_ROUTE_RENORMALIZE, MOE_ROUTE_TOPK_SIGMOID };
 	for (int pf = 0; pf < NPROF; pf++) {
+		const int32_t *want = pf == MOE_PROFILE_FLASHINFER ? total : numeric;
 		for (int dt = 0; dt < 2; dt++) {
-			struct moe_route_params p = prm(MOE_ROUTE_TOPK, pf, 8, 2);
-			p.logits_dtype = dt ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+			const void *x = dt ? (const void *)xb : (const void *)xf;
 			int32_t ids[2];
 			float w[2];
-			route(&p, 1, dt ? (const void *)xb : (const void *)xf, NULL, ids, w);
-			expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? numeric : total, "signed zero");
-			ck_assert_int_eq(signbit(w[0]) != 0, pf == MOE_PROFILE_VLLM);
-			ck_assert_int_eq(signbit(w[1]) != 0, pf != MOE_PROFILE_VLLM);
-			p.method = MOE_ROUTE_RENORMALIZE;
-			route(&p, 1, dt ? (const void *)xb : (const void *)xf, NULL, ids, w);
-			expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? numeric : total, "signed zero");
+			for (int i = 0; i < 3; i++) {
+				struct moe_route_params p = prm(raw[i], pf, 8, 2);
+				p.logits_dtype = dt ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+				route(&p, 1, x, NULL, ids, w);
+				expect_ids(&p, ids, want, "signed zero");
+				if (raw[i] == MOE_ROUTE_TOPK) {
+					ck_assert_int_eq(signbit(w[0]) != 0, pf != MOE_PROFILE_FLASHINFER);
+					ck_assert_int_eq(signbit(w[1]) != 0, pf == MOE_PROFILE_FLASHINFER);
+				}
+			}
+			struct moe_route_params p = prm(MOE_ROUTE_LLAMA4, pf, 8, 1);
+			p.logits_dtype = dt ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+			route(&p, 1, x, NULL, ids, w);
+			ck_assert_msg(ids[0] == 0, "signed zero Llama4/%s: id %d, want 0", moe_profile_name(pf),
+				      ids[0]);
 		}
 	}
 }
@@ -835,32 +846,44 @@ START_TEST(test_nan_inf_rows)
 	}
 
 	/* Mixed row [1, +NaN, 2, -inf, 0, +inf, -NaN, .5], TopK K 7.
-	 * Total order: +NaN(1) > +inf(5) > 2(2) > 1(0) > .5(7) > 0(4) > -inf(3) > -NaN(6), so
-	 * flashinfer/HF ids [1, 5, 2, 0, 7, 4, 3] with weights [NaN, inf, 2, 1, .5, 0, -inf].
-	 * vLLM sees [1, 0, 2, 0, 0, 0, 0, .5]: ids [2, 0, 7, 1, 3, 4, 5], w [2, 1, .5, 0, 0, 0, 0]. */
+	 * flashinfer's total order: +NaN(1) > +inf(5) > 2(2) > 1(0) > .5(7) > 0(4) > -inf(3) > -NaN(6):
+	 * ids [1, 5, 2, 0, 7, 4, 3] with weights [NaN, inf, 2, 1, .5, 0, -inf].
+	 * HF (torch.topk): both NaNs first by index (1, 6), then +inf(5) > 2(2) > 1(0) > .5(7) > 0(4):
+	 * ids [1, 6, 5, 2, 0, 7, 4], w [NaN, NaN, inf, 2, 1, .5, 0].
+	 * vLLM clamps its scores, here the logits: [1, 0, 2, 0, 0, 0, 0, .5]: ids [2, 0, 7, 1, 3, 4, 5],
+	 * w [2, 1, .5, 0, 0, 0, 0]. */
 	const float mixed[8] = { 1, qnan, 2, -pinf, 0, pinf, mnan, 0.5f };
-	const int32_t tot[7] = { 1, 5, 2, 0, 7, 4, 3 }, san[7] = { 2, 0, 7, 1, 3, 4, 5 };
-	const float wtot[7] = { NAN, INFINITY, 2, 1, 0.5f, 0, -INFINITY }, wsan[7] = { 2, 1, 0.5f, 0, 0, 0, 0 };
+	const int32_t mixed_ids[NPROF][7] = {
+		[MOE_PROFILE_FLASHINFER] = { 1, 5, 2, 0, 7, 4, 3 },
+		[MOE_PROFILE_VLLM] = { 2, 0, 7, 1, 3, 4, 5 },
+		[MOE_PROFILE_HF] = { 1, 6, 5, 2, 0, 7, 4 },
+	};
+	const float mixed_w[NPROF][7] = {
+		[MOE_PROFILE_FLASHINFER] = { NAN, INFINITY, 2, 1, 0.5f, 0, -INFINITY },
+		[MOE_PROFILE_VLLM] = { 2, 1, 0.5f, 0, 0, 0, 0 },
+		[MOE_PROFILE_HF] = { NAN, NAN, INFINITY, 2, 1, 0.5f, 0 },
+	};
 	for (int pf = 0; pf < NPROF; pf++) {
 		struct moe_route_params p = prm(MOE_ROUTE_TOPK, pf, 8, 7);
 		route(&p, 1, mixed, NULL, ids, w);
-		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? san : tot, "mixed");
-		expect_w(&p, w, pf == MOE_PROFILE_VLLM ? wsan : wtot, 0, "mixed");
+		expect_ids(&p, ids, mixed_ids[pf], "mixed");
+		expect_w(&p, w, mixed_w[pf], 0, "mixed");
 	}
 
-	/* Default with one NaN: flashinfer/HF every probability is NaN (the sum is), ids [0, 1, 2];
-	 * vLLM replaces it by 0: x = [0, 0(NaN), LN4, ...] as row A with x1 = 0: ids [2, 0, 4]. */
+	/* Default with one NaN: the sum over E is NaN, so is every probability: flashinfer/HF rank
+	 * a row of +NaN keys, a tie: ids [0, 1, 2], weights NaN. vLLM clamps every probability to 0:
+	 * a tie too, ids [0, 1, 2], weights 0. */
 	float one_nan[8];
 	for (int e = 0; e < 8; e++)
 		one_nan[e] = row_a[e];
 	one_nan[1] = qnan;
 	const int32_t first3[3] = { 0, 1, 2 };
+	const float zero3[3] = { 0, 0, 0 }, nan3[3] = { NAN, NAN, NAN };
 	for (int pf = 0; pf < NPROF; pf++) {
 		struct moe_route_params p = prm(MOE_ROUTE_DEFAULT, pf, 8, 3);
 		route(&p, 1, one_nan, NULL, ids, w);
-		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? ids_a : first3, "one NaN");
-		for (int k = 0; k < 3; k++)
-			ck_assert(pf == MOE_PROFILE_VLLM ? isfinite(w[k]) : isnan(w[k]));
+		expect_ids(&p, ids, first3, "one NaN");
+		expect_w(&p, w, pf == MOE_PROFILE_VLLM ? zero3 : nan3, 0, "one NaN");
 	}
 
 	/* Llama4: all NaN -> id 0 (never -1); w NaN, vLLM sig(0) = .5. All -inf -> id 0; w = sig(-inf)
@@ -885,12 +908,262 @@ START_TEST(test_nan_inf_rows)
 	}
 
 	/* Sigmoid with a -NaN logit: a computed NaN is the positive NaN, so flashinfer/HF pick it
-	 * first whatever the input's sign; vLLM sees 0 (s .5) and picks sig(1) first: expert 2. */
+	 * first whatever the input's sign; vLLM clamps that score to 0 and picks sig(1): expert 2. */
 	const float neg_nan[8] = { mnan, 0, 1, 0, 0, 0, 0, 0 };
 	for (int pf = 0; pf < NPROF; pf++) {
 		struct moe_route_params p = prm(MOE_ROUTE_SIGMOID, pf, 8, 1);
 		route(&p, 1, neg_nan, NULL, ids, w);
 		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? id2 : id0, "sigmoid -NaN");
+	}
+}
+END_TEST
+
+START_TEST(test_vllm_clamps_scores)
+{
+	/* vLLM PR #39391: a NaN or +-inf SCORE becomes +0.0 before selection and the weights come
+	 * from the clamped scores; the logits themselves are clamped only where they are the score. */
+	const float qnan = NAN, pinf = INFINITY;
+	int32_t ids[4];
+	float w[4];
+
+	/* Sigmoid K 4, x = [0, +inf, LN3, -inf, -LN3 x4]. sig(+inf) = 1 in both forms (tanhf(inf) = 1;
+	 * 1 / (1 + expf(-inf)) = 1 / 1) and sig(-inf) = 0 (tanhf -> -1; 1 / (1 + inf) = 0): finite
+	 * scores, kept by every profile. s = [.5, 1, sig(LN3), 0, .25 x4] (header comment), so ids
+	 * [1, 2, 0, 4] everywhere; w = [1, sig(LN3), .5, .25]: flashinfer sig(LN3) = .75, vLLM
+	 * 0x1.800002p-1, HF bf16 of that = .75. (Clamping the logits instead would give s(+inf) =
+	 * s(-inf) = .5 and ids [2, 0, 1, 3].) */
+	const float x_inf[8] = { 0, pinf, LN3, -pinf, -LN3, -LN3, -LN3, -LN3 };
+	const int32_t ids_inf[4] = { 1, 2, 0, 4 };
+	const float w_inf[NPROF][4] = {
+		[MOE_PROFILE_FLASHINFER] = { 1, 0.75f, 0.5f, 0.25f },
+		[MOE_PROFILE_VLLM] = { 1, 0x1.800002p-1f, 0.5f, 0.25f },
+		[MOE_PROFILE_HF] = { 1, 0.75f, 0.5f, 0.25f },
+	};
+	for (int pf = 0; pf < NPROF; pf++) {
+		struct moe_route_params p = prm(MOE_ROUTE_SIGMOID, pf, 8, 4);
+		route(&p, 1, x_inf, NULL, ids, w);
+		expect_ids(&p, ids, ids_inf, "sigmoid +-inf");
+		expect_w(&p, w, w_inf[pf], 0, "sigmoid +-inf");
+	}
+
+	/* Sigmoid K 2, x = [NaN, -LN3, -inf x6]: s = [NaN, .25, 0 x6]. flashinfer/HF rank the +NaN
+	 * first: ids [0, 1], w [NaN, .25]. vLLM clamps s0 to 0, which ties with the genuine zeros
+	 * of the -inf logits, expert 0 the lowest: ids [1, 0], w [.25, 0]. (Clamping the logit would
+	 * give s0 = sig(0) = .5: ids [0, 1], w [.5, .25].) */
+	float x_nan[8] = { qnan, -LN3 };
+	for (int e = 2; e < 8; e++)
+		x_nan[e] = -pinf;
+	const int32_t ids01[2] = { 0, 1 }, ids10[2] = { 1, 0 };
+	const float w_nan[2] = { NAN, 0.25f }, w_clamped[2] = { 0.25f, 0 };
+	for (int pf = 0; pf < NPROF; pf++) {
+		struct moe_route_params p = prm(MOE_ROUTE_SIGMOID, pf, 8, 2);
+		route(&p, 1, x_nan, NULL, ids, w);
+		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? ids10 : ids01, "sigmoid NaN");
+		expect_w(&p, w, pf == MOE_PROFILE_VLLM ? w_clamped : w_nan, 0, "sigmoid NaN");
+	}
+
+	/* All-NaN row, K 2: every sigmoid is NaN. vLLM: all scores 0, a tie: ids [0, 1]; Sigmoid
+	 * w = [0, 0]; SigmoidRenorm 0 / (S > 0 ? S : 1) = 0 / 1 = 0; MiniMax2 with a zero bias (keys
+	 * 0 + 0) (0 / 1) * rsf = 0. flashinfer/HF: keys +NaN, a tie: ids [0, 1], weights NaN
+	 * (SigmoidRenorm flashinfer: NaN / fmaxf(NaN, 1e-20) = NaN / 1e-20). */
+	float all_nan[8];
+	for (int e = 0; e < 8; e++)
+		all_nan[e] = qnan;
+	const float zero_b[8] = { 0 };
+	const float zero2[2] = { 0, 0 }, nan2[2] = { NAN, NAN };
+	const enum moe_routing_method sig_methods[3] = { MOE_ROUTE_SIGMOID, MOE_ROUTE_SIGMOID_RENORM,
+							 MOE_ROUTE_MINIMAX2 };
+	for (int i = 0; i < 3; i++) {
+		for (int pf = 0; pf < NPROF; pf++) {
+			struct moe_route_params p = prm(sig_methods[i], pf, 8, 2);
+			p.renormalize = true;
+			const void *b = NULL;
+			if (sig_methods[i] == MOE_ROUTE_MINIMAX2) {
+				p.bias_dtype = MOE_DTYPE_F32;
+				b = zero_b;
+			}
+			route(&p, 1, all_nan, b, ids, w);
+			expect_ids(&p, ids, ids01, "all NaN sigmoid");
+			expect_w(&p, w, pf == MOE_PROFILE_VLLM ? zero2 : nan2, 0, "all NaN sigmoid");
+		}
+	}
+
+	/* Softmax methods, K 3, on row A (x = [LN2, 0, LN4, 0, LN2, 0, 0, 0]) with x5 changed.
+	 * x5 = -inf: its e = expf(-inf) = 0 is a finite probability, nothing to clamp. Against LN4,
+	 * e = [.5, .25, 1, .25, .5, 0, .25, .25], Z = 3 exactly, p = [1/6, 1/12, 1/3, 1/12, 1/6, 0,
+	 * 1/12, 1/12]: ids [2, 0, 4] in every profile. Default w = [1/3, 1/6, 1/6], correctly rounded
+	 * in fp32 (vLLM): 0x1.555556p-2, 0x1.555556p-3; bf16 (flashinfer, HF): 1/3 * 512 = 170.67 ->
+	 * 171/512 = 0.333984375, 1/6 -> 171/1024 = 0.1669921875. RenormalizeNaive: w = p / S within
+	 * 3 ulps of [.5, .25, .25] (vLLM), exactly that in bf16 (HF) and under flashinfer (the
+	 * Renormalize algorithm on [LN4, LN2, LN2]). (Clamping the logit would give row A itself:
+	 * Default w = [4/13, 2/13, 2/13].) */
+	float x_minf[8], x_pinf[8], x_allminf[8];
+	for (int e = 0; e < 8; e++) {
+		x_minf[e] = x_pinf[e] = row_a[e];
+		x_allminf[e] = -pinf;
+	}
+	x_minf[5] = -pinf;
+	x_pinf[5] = pinf;
+	const float w_def[NPROF][3] = {
+		[MOE_PROFILE_FLASHINFER] = { 0.333984375f, 0.1669921875f, 0.1669921875f },
+		[MOE_PROFILE_VLLM] = { 0x1.555556p-2f, 0x1.555556p-3f, 0x1.555556p-3f },
+		[MOE_PROFILE_HF] = { 0.333984375f, 0.1669921875f, 0.1669921875f },
+	};
+	const float w_naive[3] = { 0.5f, 0.25f, 0.25f };
+	const int32_t first3[3] = { 0, 1, 2 };
+	const float zero3[3] = { 0, 0, 0 }, nan3[3] = { NAN, NAN, NAN };
+	for (int pf = 0; pf < NPROF; pf++) {
+		struct moe_route_params p = prm(MOE_ROUTE_DEFAULT, pf, 8, 3);
+		route(&p, 1, x_minf, NULL, ids, w);
+		expect_ids(&p, ids, ids_a, "softmax -inf");
+		expect_w(&p, w, w_def[pf], 0, "softmax -inf");
+		p.method = MOE_ROUTE_RENORMALIZE_NAIVE;
+		route(&p, 1, x_minf, NULL, ids, w);
+		expect_ids(&p, ids, ids_a, "softmax -inf");
+		expect_w(&p, w, w_naive, pf == MOE_PROFILE_VLLM ? 3 : 0, "softmax -inf");
+	}
+
+	/* x5 = +inf: the max is +inf, e5 = expf(inf - inf) = NaN, so the sum and every probability
+	 * are NaN. An all -inf row likewise (expf(-inf - -inf) = NaN). vLLM clamps the whole row to
+	 * 0: ids [0, 1, 2]; Default w = 0, RenormalizeNaive 0 / (S > 0 ? S : 1) = 0. HF ranks a row
+	 * of +NaN keys: ids [0, 1, 2], w NaN. flashinfer: Default as HF; its RenormalizeNaive is
+	 * Renormalize on the logits: +inf(5) > LN4(2) > LN2(0) on the +inf row, ids [5, 2, 0], and
+	 * the softmax over those has e = [NaN, 0, 0] and a NaN sum: w NaN; on the all -inf row a tie,
+	 * ids [0, 1, 2], w NaN (expf(-inf - -inf)). */
+	const int32_t fi_naive_pinf[3] = { 5, 2, 0 };
+	for (int pf = 0; pf < NPROF; pf++) {
+		for (int row = 0; row < 2; row++) {
+			const float *x = row ? x_allminf : x_pinf;
+			const char *what = row ? "softmax all -inf" : "softmax +inf";
+			struct moe_route_params p = prm(MOE_ROUTE_DEFAULT, pf, 8, 3);
+			route(&p, 1, x, NULL, ids, w);
+			expect_ids(&p, ids, first3, what);
+			expect_w(&p, w, pf == MOE_PROFILE_VLLM ? zero3 : nan3, 0, what);
+			p.method = MOE_ROUTE_RENORMALIZE_NAIVE;
+			route(&p, 1, x, NULL, ids, w);
+			expect_ids(&p, ids, pf == MOE_PROFILE_FLASHINFER && !row ? fi_naive_pinf : first3, what);
+			expect_w(&p, w, pf == MOE_PROFILE_VLLM ? zero3 : nan3, 0, what);
+		}
+	}
+
+	/* Methods that rank raw logits: the logit is the score, so vLLM clamps it before ranking
+	 * and before the weight. x = [+inf, LN3, NaN, -5 x5], K 2.
+	 * vLLM sees [0, LN3, 0, -5 ...]: ids [1, 0]. TopKSigmoid w = [sig(LN3), sig(0)] =
+	 * [0x1.800002p-1, .5] (not sig(+inf) = 1). Renormalize: softmax of [LN3, 0]: e = [1,
+	 * expf(-LN3) = 0x1.555554p-2], S = 0x1.555554p+0 (header comment), w = [1 / S, e1 / S] =
+	 * [0x1.800002p-1, 0.25].
+	 * flashinfer (+NaN > +inf) and HF (NaN first, then +inf): ids [2, 0]; TopKSigmoid w =
+	 * [NaN, sig(+inf) = 1]; Renormalize: a NaN among the K makes the sum NaN: w NaN. */
+	const float x_raw[8] = { pinf, LN3, qnan, -5, -5, -5, -5, -5 };
+	const int32_t raw_clamped[2] = { 1, 0 }, raw_kept[2] = { 2, 0 };
+	const float w_tks[NPROF][2] = {
+		[MOE_PROFILE_FLASHINFER] = { NAN, 1 },
+		[MOE_PROFILE_VLLM] = { 0x1.800002p-1f, 0.5f },
+		[MOE_PROFILE_HF] = { NAN, 1 },
+	};
+	const float w_ren[NPROF][2] = {
+		[MOE_PROFILE_FLASHINFER] = { NAN, NAN },
+		[MOE_PROFILE_VLLM] = { 0x1.800002p-1f, 0.25f },
+		[MOE_PROFILE_HF] = { NAN, NAN },
+	};
+	for (int pf = 0; pf < NPROF; pf++) {
+		struct moe_route_params p = prm(MOE_ROUTE_TOPK_SIGMOID, pf, 8, 2);
+		route(&p, 1, x_raw, NULL, ids, w);
+		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? raw_clamped : raw_kept, "raw logits");
+		expect_w(&p, w, w_tks[pf], 0, "raw logits");
+		p.method = MOE_ROUTE_RENORMALIZE;
+		route(&p, 1, x_raw, NULL, ids, w);
+		expect_ids(&p, ids, pf == MOE_PROFILE_VLLM ? raw_clamped : raw_kept, "raw logits");
+		expect_w(&p, w, w_ren[pf], 0, "raw logits");
+	}
+}
+END_TEST
+
+START_TEST(test_hf_nan_order)
+{
+	/* Raw logits ranked by TopK, Renormalize and TopKSigmoid, K 5, with NaNs of both signs and
+	 * two payloads: x = [1, -NaN, +inf, 0, +NaN(0x7fc00001), +NaN(0x7fffffff), -1, -1]
+	 * (bf16: 0x3f80, 0xffc0, 0x7f80, 0x0000, 0x7fc1, 0x7fff, 0xbf80, 0xbf80, the same classes).
+	 * HF ranks as torch.topk on CPU: every NaN above +inf, NaNs equal among themselves (lower
+	 * index first): 1, 4, 5, then +inf(2), 1(0): ids [1, 4, 5, 2, 0]; TopK w [NaN, NaN, NaN,
+	 * inf, 1].
+	 * flashinfer's total order: payload 0x7fffff(5) > 0x400001(4) > +inf(2) > 1(0) > 0(3) > -1 >
+	 * -NaN(1) last: ids [5, 4, 2, 0, 3]; TopK w [NaN, NaN, inf, 1, 0].
+	 * vLLM clamps the logits: [1, 0, 0, 0, 0, 0, -1, -1]: ids [0, 1, 2, 3, 4]; TopK w [1, 0, 0,
+	 * 0, 0]. */
+	const float xf[8] = { 1, moe_f32_from_bits(0xffc00000u), INFINITY, 0, moe_f32_from_bits(0x7fc00001u),
+			      moe_f32_from_bits(0x7fffffffu), -1, -1 };
+	const moe_bf16 xb[8] = { 0x3f80, 0xffc0, 0x7f80, 0x0000, 0x7fc1, 0x7fff, 0xbf80, 0xbf80 };
+	const int32_t want_ids[NPROF][5] = {
+		[MOE_PROFILE_FLASHINFER] = { 5, 4, 2, 0, 3 },
+		[MOE_PROFILE_VLLM] = { 0, 1, 2, 3, 4 },
+		[MOE_PROFILE_HF] = { 1, 4, 5, 2, 0 },
+	};
+	const float want_w[NPROF][5] = {
+		[MOE_PROFILE_FLASHINFER] = { NAN, NAN, INFINITY, 1, 0 },
+		[MOE_PROFILE_VLLM] = { 1, 0, 0, 0, 0 },
+		[MOE_PROFILE_HF] = { NAN, NAN, NAN, INFINITY, 1 },
+	};
+	const enum moe_routing_method raw[3] = { MOE_ROUTE_TOPK, MOE_ROUTE_RENORMALIZE, MOE_ROUTE_TOPK_SIGMOID };
+	for (int pf = 0; pf < NPROF; pf++)
+		for (int dt = 0; dt < 2; dt++)
+			for (int i = 0; i < 3; i++) {
+				struct moe_route_params p = prm(raw[i], pf, 8, 5);
+				p.logits_dtype = dt ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+				int32_t ids[5];
+				float w[5];
+				route(&p, 1, dt ? (const void *)xb : (const void *)xf, NULL, ids, w);
+				expect_ids(&p, ids, want_ids[pf], dt ? "NaN order bf16" : "NaN order f32");
+				if (raw[i] == MOE_ROUTE_TOPK)
+					expect_w(&p, w, want_w[pf], 0, dt ? "NaN order bf16" : "NaN order f32");
+			}
+
+	/* Computed keys are the positive NaN and tie: Sigmoid K 2 on [-NaN, 0, +NaN(0x7fffffff), 0 ...]
+	 * under HF ranks experts 0 and 2 first, lower index first: ids [0, 2] (as flashinfer). */
+	const float xs[8] = { moe_f32_from_bits(0xffc00000u), 0, moe_f32_from_bits(0x7fffffffu), 0, 0, 0, 0, 0 };
+	const int32_t ids02[2] = { 0, 2 };
+	for (int pf = 0; pf < NPROF; pf += 2) {
+		struct moe_route_params p = prm(MOE_ROUTE_SIGMOID, pf, 8, 2);
+		int32_t ids[2];
+		float w[2];
+		route(&p, 1, xs, NULL, ids, w);
+		expect_ids(&p, ids, ids02, "computed NaN");
+	}
+}
+END_TEST
+
+START_TEST(test_llama4_never_nan)
+{
+	/* Llama4's argmax takes the first non-NaN logit and then only strictly greater ones; -inf
+	 * is a value like any other. vLLM applies it to its clamped logits (NaN, +-inf -> 0).
+	 * Row 1, [NaN, -inf x7]: flashinfer/HF id 1, w = sig(-inf) = 0 in both forms (tanhf(-inf)
+	 * = -1: .5 * -1 + .5 = 0; 1 / (1 + inf) = 0). vLLM sees all zeros: id 0, w sig(0) = .5.
+	 * Row 2, [NaN, NaN, -inf, LN3, NaN, LN3, -0, 0]: the first LN3, id 3 everywhere (vLLM: [0, 0,
+	 * 0, LN3, 0, LN3, -0, 0]); w = sig(LN3): .75 (flashinfer), 0x1.800002p-1 (vLLM), .75 (HF bf16).
+	 * Row 3 (bf16), [-NaN, -inf, +NaN, -inf, ...]: flashinfer/HF id 1, w 0; vLLM id 0, w .5. */
+	float r1[8] = { NAN };
+	for (int e = 1; e < 8; e++)
+		r1[e] = -INFINITY;
+	const float r2[8] = { NAN, NAN, -INFINITY, LN3, NAN, LN3, -0.0f, 0 };
+	const moe_bf16 r3[8] = { 0xffc0, 0xff80, 0x7fc0, 0xff80, 0xff80, 0xff80, 0xff80, 0xff80 };
+	const int32_t id0[1] = { 0 }, id1[1] = { 1 }, id3[1] = { 3 };
+	const float w0[1] = { 0 }, whalf[1] = { 0.5f };
+	const float w2[NPROF][1] = { { 0.75f }, { 0x1.800002p-1f }, { 0.75f } };
+	for (int pf = 0; pf < NPROF; pf++) {
+		struct moe_route_params p = prm(MOE_ROUTE_LLAMA4, pf, 8, 1);
+		int32_t ids[1];
+		float w[1];
+		bool vl = pf == MOE_PROFILE_VLLM;
+		route(&p, 1, r1, NULL, ids, w);
+		expect_ids(&p, ids, vl ? id0 : id1, "NaN then -inf");
+		expect_w(&p, w, vl ? whalf : w0, 0, "NaN then -inf");
+		route(&p, 1, r2, NULL, ids, w);
+		expect_ids(&p, ids, id3, "NaNs and a tie");
+		expect_w(&p, w, w2[pf], 0, "NaNs and a tie");
+		p.logits_dtype = MOE_DTYPE_BF16;
+		route(&p, 1, r3, NULL, ids, w);
+		expect_ids(&p, ids, vl ? id0 : id1, "bf16 NaNs and -inf");
+		expect_w(&p, w, vl ? whalf : w0, 0, "bf16 NaNs and -inf");
 	}
 }
 END_TEST
@@ -960,15 +1233,13 @@ struct key_idx {
 static int cmp_desc(const void *a, const void *b)
 {
 	const struct key_idx *x = a, *y = b;
-	if (x->pf != MOE_PROFILE_VLLM || x->key != y->key) {
-		/* finite keys: numeric order, except that flashinfer/HF put +0 above -0 */
-		if (x->key > y->key)
-			return -1;
-		if (x->key < y->key)
-			return 1;
-		if (x->pf != MOE_PROFILE_VLLM && signbit(x->key) != signbit(y->key))
-			return signbit(x->key) ? 1 : -1;
-	}
+	/* finite keys: numeric order, except that flashinfer puts +0 above -0 */
+	if (x->key > y->key)
+		return -1;
+	if (x->key < y->key)
+		return 1;
+	if (x->pf == MOE_PROFILE_FLASHINFER && signbit(x->key) != signbit(y->key))
+		return signbit(x->key) ? 1 : -1;
 	return x->idx < y->idx ? -1 : 1;
 }
 
@@ -1305,6 +1576,9 @@ int main(void)
 	tcase_add_test(tc, test_bf16_tie_straddles_kth);
 	tcase_add_test(tc, test_signed_zero);
 	tcase_add_test(tc, test_nan_inf_rows);
+	tcase_add_test(tc, test_vllm_clamps_scores);
+	tcase_add_test(tc, test_hf_nan_order);
+	tcase_add_test(tc, test_llama4_never_nan);
 	tcase_add_test(tc, test_ids_always_valid);
 	tcase_add_test(tc, test_independent_router);
 	tcase_add_test(tc, test_validate);

@@ -29,10 +29,15 @@ int moe_cmd_info(int argc, char **argv)
 	moe_bench_cpu_model(cpu, sizeof cpu);
 	printf("cpu: %s\ntopology (hwloc): %s\n", cpu, topo.summary);
 	printf("dispatched backend: %s\n\nbuilt-in backends:\n", moe_backend_dispatched()->name);
-	printf("  %-28s %-11s %s\n", "name", "needs", "ops");
+	int width = 4;
+	for (size_t i = 0; i < moe_builtin_count(); i++) {
+		const int n = (int)strlen(moe_builtin_at(i)->table->name);
+		width = n > width ? n : width;
+	}
+	printf("  %-*s %-11s %s\n", width, "name", "needs", "ops");
 	for (size_t i = 0; i < moe_builtin_count(); i++) {
 		const struct moe_builtin *b = moe_builtin_at(i);
-		printf("  %-28s %-11s", b->table->name, moe_isa_name(b->isa));
+		printf("  %-*s %-11s", width, b->table->name, moe_isa_name(b->isa));
 		for (int op = 0; op < MOE_OP_COUNT; op++)
 			if (moe_backend_provides(b->table, (enum moe_op)op, NULL))
 				printf(" %s", moe_op_name((enum moe_op)op));
@@ -44,7 +49,7 @@ int moe_cmd_info(int argc, char **argv)
 	for (int op = 0; op < MOE_OP_COUNT; op++) {
 		const struct moe_builtin *pick = moe_builtin_pick(moe_isa_effective(), (enum moe_op)op, NULL);
 		int n = 0;
-		printf("  %-11s %-28s", moe_op_name((enum moe_op)op), pick->table->name);
+		printf("  %-11s %-*s", moe_op_name((enum moe_op)op), width, pick->table->name);
 		for (size_t i = 0; i < moe_builtin_count(); i++) {
 			const struct moe_builtin *b = moe_builtin_at(i);
 			if (b->op == (enum moe_op)op)

@@ -104,8 +104,8 @@ static void route_model(struct selfcheck *sc, const struct moe_model_shape *m, e
 		const float *b = m->bias ? bias : NULL;
 		if (bf16)
 			for (int64_t i = 0; i < (int64_t)TOKENS * E; i++)
-				((moe_bf16 *)packed)[i] = moe_f32_to_bf16(logits[i]);
-		enum moe_status s = moe_route_ref_checked(&p, TOKENS, bf16 ? packed : logits, b, ids, w);
+				packed[i] = moe_f32_to_bf16(logits[i]);
+		enum moe_status s = moe_route_ref_checked(&p, TOKENS, bf16 ? (const void *)packed : (const void *)logits, b, ids, w);
 		selfcheck_expect(sc, s == MOE_OK, "%s", moe_last_error());
 		if (s == MOE_OK)
 			check_rows(sc, &p, TOKENS, logits, b, ids, w);

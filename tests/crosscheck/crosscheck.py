@@ -53,34 +53,12 @@ DT_NAMES = {DT_NONE: "none", DT_F32: "f32", DT_BF16: "bf16"}
 # Where the reference is believed wrong (the report gives input, outputs, spec sentence, verdict).
 # Each entry: (areas, predicate over the case/row description, variant, reason). A row that differs
 # from the model is counted as known only when the predicate holds AND the reference agrees exactly
-# with the model run under `variant` (model_routing: the reference's reading), so the reference is
-# still checked on these rows and any other drift fails. The lead empties this list once the
-# reference is fixed.
-def _row_has(pred):
-    return lambda c: "row_logits" in c and bool(np.any(pred(c["row_logits"])))
-
-
-KNOWN_DISAGREEMENTS = [
-    (("route ids", "route weights"),
-     lambda c: c["profile"] == MR.VLLM and _row_has(lambda x: ~np.isfinite(x))(c),
-     MR.VARIANT_VLLM_LOGITS,
-     "vllm: the reference replaces non-finite LOGITS by 0 before scoring; vLLM PR #39391 (cited by "
-     "routing.md) clamps the SCORES after softmax/sigmoid, so sigmoid(+-inf) = 1/0 stays and any "
-     "NaN/inf in a softmax row zeroes the whole row (ids 0..K-1, weights 0)"),
-    (("route ids",),
-     lambda c: c["profile"] == MR.HF and c["method"] in (MR.RENORMALIZE, MR.TOPK, MR.TOPK_SIGMOID)
-     and _row_has(lambda x: np.isnan(x) | (x == 0))(c),
-     MR.VARIANT_HF_TOTAL_ORDER,
-     "hf: the reference ranks raw logits by flashinfer's bit total order (-NaN last, NaNs ordered by "
-     "payload, +0 above -0); torch.topk sorts every NaN first and compares -0 == +0 (a tie, so the "
-     "lower index under routing.md's tie rule)"),
-    (("route ids", "route weights"),
-     lambda c: c["method"] == MR.LLAMA4 and c["profile"] != MR.VLLM and _row_has(np.isnan)(c),
-     MR.VARIANT_LLAMA4_NAN_AS_NEGINF,
-     "Llama4: the reference's argmax keeps index 0 when no logit beats -inf, so a NaN at index 0 is "
-     "selected over later -inf logits (weight NaN); routing.md: 'strict >, lowest index; NaN never "
-     "selected', which an -inf logit satisfies"),
-]
+# with the model run under `variant` (a VARIANT_* reading added to model_routing for it), so the
+# reference is still checked on these rows and any other drift fails. The row description carries
+# the row's fp32 logits as "row_logits". Empty: the three disagreements found first (vllm clamping
+# logits instead of scores, hf ranking raw logits by the bit total order, Llama4 selecting a NaN at
+# index 0) were fixed in the reference.
+KNOWN_DISAGREEMENTS = []
 
 
 # ---------------------------------------------------------------- the reference, through ctypes
