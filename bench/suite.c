@@ -68,20 +68,6 @@ const void *moe_bench_case_problem(const struct moe_bench_case *c)
 	return NULL;
 }
 
-static void *slot(const struct moe_backend *b, enum moe_op op)
-{
-	switch (op) {
-	case MOE_OP_ROUTE: return (void *)b->route;
-	case MOE_OP_NORM: return (void *)b->norm;
-	case MOE_OP_QUANTIZE: return (void *)b->quantize;
-	case MOE_OP_DEQUANTIZE: return (void *)b->dequantize;
-	case MOE_OP_EXPERT: return (void *)b->expert;
-	case MOE_OP_LAYER: return (void *)b->layer;
-	case MOE_OP_COUNT: break;
-	}
-	return NULL;
-}
-
 /* Validation at the boundary: a kernel is only ever called on a problem that passed its checks. */
 static enum moe_status validate(const struct moe_bench_case *c)
 {
@@ -229,7 +215,7 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 			}
 			bool dup = false;
 			for (size_t j = 0; j < nrun && !dup; j++)
-				dup = slot(run[j], c->op) == slot(b, c->op) && run[j]->supports == b->supports;
+				dup = moe_backend_slot(run[j], c->op) == moe_backend_slot(b, c->op) && run[j]->supports == b->supports;
 			if (!dup && moe_backend_provides(b, c->op, problem))
 				run[nrun++] = b;
 		}
@@ -275,7 +261,7 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 				break;
 			}
 			e->cost = cost;
-			e->dispatched = slot(run[k], c->op) == slot(moe_backend_dispatched(), c->op) ||
+			e->dispatched = moe_backend_slot(run[k], c->op) == moe_backend_slot(moe_backend_dispatched(), c->op) ||
 					(ref_dispatched && run[k] == moe_backend_reference());
 			struct rate *r = rate_for(&rates, c->group, run[k]->name, false);
 			if (o->cfg.budget > 0 && r && r->per_ns > 0 && work > 0) {

@@ -1,7 +1,7 @@
 /* Backend table queries shared by verify, bench and the CLI. */
 #include "moe/backend.h"
 
-static void *slot(const struct moe_backend *b, enum moe_op op)
+const void *moe_backend_slot(const struct moe_backend *b, enum moe_op op)
 {
 	switch (op) {
 	case MOE_OP_ROUTE: return (void *)b->route;
@@ -17,7 +17,7 @@ static void *slot(const struct moe_backend *b, enum moe_op op)
 
 bool moe_backend_provides(const struct moe_backend *b, enum moe_op op, const void *problem)
 {
-	if (!b || !slot(b, op))
+	if (!b || !moe_backend_slot(b, op))
 		return false;
 	if (!problem || !b->supports)
 		return true;

@@ -58,6 +58,10 @@ typedef const struct moe_backend *moe_backend_entry_fn(uint32_t host_abi_version
 /* The complete scalar reference table ("ref"). */
 const struct moe_backend *moe_backend_reference(void);
 
+/* The function pointer in b's slot for op (NULL when not provided), as an untyped address: for
+ * identity comparisons (is this the same kernel?), never for calls. */
+const void *moe_backend_slot(const struct moe_backend *b, enum moe_op op);
+
 /* Whether b provides op (non-NULL slot) and, if problem is non-NULL, supports that problem. */
 bool moe_backend_provides(const struct moe_backend *b, enum moe_op op, const void *problem);
 
