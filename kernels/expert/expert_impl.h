@@ -22,20 +22,26 @@
  *     of signed powers of two, one product and a NaN select per vector. When the scale puts any
  *     value outside the normal range the decoder falls back to f(q) op s per element.
  *   - NVFP4/MXFP4: per 16-element block the 16 signed values e2m1(n) * d (one vector product, the
- *     reference's own rounding) are a table the nibbles index with one permute. The nibbles come
+ *     reference's own rounding) are a table the nibbles index with one permute; the scales d of
+ *     16 blocks at a time are decoded with one vector E4M3 (or UE8M0) decode. The nibbles come
  *     out as the block's even elements then its odd ones, so x and a are stored in that order
  *     within every 16-block (a dot product does not care about the order of its terms, and the
  *     activation quantizers work per 16- or 128-block, which the permutation maps onto themselves).
  *
  * Two shapes of work (moe_expert__<isa>_decode / _prefill):
- *   decode  (few tokens, weight streaming): dot form. For R weight rows at a time (gate i and up i;
- *           down rows h, h+1) and up to EK_DEC_MR tokens, MR x R vector accumulators over the whole
- *           row, weights decoded once per token block straight from their storage.
+ *   decode  (few tokens, weight streaming): dot form. For 6 weight rows at a time (gate and up rows
+ *           i, i+1, i+2; down rows h .. h+5) and up to EK_DEC_MR tokens, MR x 6 vector accumulators
+ *           over the whole row, the weights decoded once per token block straight from their
+ *           storage; the activations interleaved by 64-byte blocks so that the tile reads one stream.
  *   prefill (many tokens, compute bound): broadcast form. A panel of 2 x MOE_VW output columns
  *           (MOE_VW gate + MOE_VW up rows; 2 x MOE_VW down rows) is decoded and transposed into a
  *           [KC][2 x MOE_VW] buffer on the stack, then an EK_PRE_MR x 2-vector register tile per
  *           token block runs over it; partial sums across KC blocks wait in y (GEMM 1, only when
  *           H > KC >= 2 x MOE_VW) or in y itself (GEMM 2). The epilogue of GEMM 1 applies SiLU * up.
+ *           With AVX512_BF16 and W16A16, the same on bf16 pairs with vdpbf16ps (see below).
+ * A call runs in phases (prepare x, GEMM 1, the intermediate's codec, GEMM 2) whose GEMMs take a
+ * share of the output panels (struct ek_part), so that the layer kernels can spread one expert over
+ * threads with results independent of their number.
  * Kernels never allocate: the workspace of moe_expert_workspace_bytes holds xq, a and the
  * activation codes at the reference's offsets. */
 #include <assert.h>
@@ -121,20 +127,6 @@ struct ek_rs {
 	float s;           /* FP8 scale */
 	bool fast;         /* FP8: the table path is exact for this scale */
 };
-
-static inline float ek_e4m3_value(uint8_t c)
-{
-	const uint32_t e = (c >> 3) & 15u, m = c & 7u;
-	if ((c & 0x7fu) == 0x7fu)
-		return moe_f32_from_bits(0x7fc00000u);
-	const float v = e ? moe_f32_from_bits(((e + 120u) << 23) | (m << 20)) : (float)m * 0x1p-9f;
-	return (c & 0x80u) ? -v : v;
-}
-
-static inline float ek_ue8m0_value(uint8_t b)
-{
-	return b == 255 ? moe_f32_from_bits(0x7fc00000u) : moe_f32_from_bits(b ? (uint32_t)b << 23 : 0x00400000u);
-}
 
 static inline bool ek_fp8_enc(const struct ek_wt *w)
 {
@@ -425,13 +417,6 @@ static inline int64_t ek_act_off(const struct ek_act *A, int64_t m, int64_t k)
 	const int64_t blk = ek_blk(A->afmt), b = k / blk;
 	const int64_t nb = A->cols - b * blk < blk ? A->cols - b * blk : blk;
 	return b * A->rows * blk + m * nb + k % blk;
-}
-
-static inline moe_vf ek_act_load(const struct ek_act *A, int64_t m, int64_t k, int n)
-{
-	const enum moe_dtype t = A->afmt == EK_A_BF16 ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
-	const int64_t off = ek_act_off(A, m, k);
-	return n == MOE_VW ? vf_load(A->base, t, off) : vf_load_tail(A->base, t, off, n, 0.0f);
 }
 
 /* For the tile of rows m0, m0 + 1, ... at column k (a multiple of MOE_VW): the offset of row m0
