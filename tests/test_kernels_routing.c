@@ -564,6 +564,49 @@ START_TEST(test_nonfinite_rows)
 }
 END_TEST
 
+/* Saturated sigmoids tied at the K-th slot: x = 20 at expert 1, 30 at experts 5, 9 and 13, the rest
+ * -1. Every profile's sigmoid rounds all four to exactly 1.0f (1/(1 + e^-20) = 1 - 2.1e-9, within
+ * half an ulp 2^-25 of 1; tanh(10) = 1 - 4.1e-9 likewise), so the K = 2 best are the two lowest
+ * indices, ids {1, 5}, weights 1 and 1 (Sigmoid) or 1/2 and 1/2 (SigmoidRenorm), in every table.
+ * A router that ranked the logits instead would answer {5, 9}, as would one that looked
+ * no further than the equal logits around the K-th slot. T = 20: a block of 16 and a
+ * partial one. */
+START_TEST(test_saturated_ties)
+{
+	enum { T = 20, E = 16, K = 2 };
+	float lg[T * E];
+	for (int i = 0; i < T * E; i++)
+		lg[i] = -1.0f;
+	for (int t = 0; t < T; t++) {
+		lg[t * E + 1] = 20.0f;
+		lg[t * E + 13] = 30.0f;
+		lg[t * E + 5] = 30.0f;
+		lg[t * E + 9] = 30.0f;
+	}
+	for (int mi = 0; mi < 2; mi++) {
+		for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+			struct moe_route_params p = moe_route_params_default(mi ? MOE_ROUTE_SIGMOID_RENORM : MOE_ROUTE_SIGMOID, E, K);
+			p.profile = (enum moe_profile)pr;
+			p.renormalize = true;
+			const float want = mi ? 0.5f : 1.0f;
+			for (size_t i = 0; i < moe_builtin_count(); i++) {
+				const struct moe_builtin *bt = moe_builtin_at(i);
+				if (!moe_backend_provides(bt->table, MOE_OP_ROUTE, &p) || bt->isa > moe_isa_hardware())
+					continue;
+				int32_t ids[T * K];
+				float w[T * K];
+				bt->table->route(&p, T, lg, NULL, ids, w);
+				for (int t = 0; t < T; t++)
+					ck_assert_msg(ids[t * K] == 1 && ids[t * K + 1] == 5 && w[t * K] == want && w[t * K + 1] == want,
+						      "%s %s/%s token %d: ids %d %d weights %a %a", bt->table->name,
+						      moe_routing_method_name(p.method), moe_profile_name(p.profile), t, ids[t * K],
+						      ids[t * K + 1], w[t * K], w[t * K + 1]);
+			}
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_t0_t1)
 {
 	struct stats st = { 0 };
@@ -632,6 +675,7 @@ int main(void)
 	tcase_add_test(tc, test_random_wide_scale);
 	tcase_add_test(tc, test_extreme_rows);
 	tcase_add_test(tc, test_nonfinite_rows);
+	tcase_add_test(tc, test_saturated_ties);
 	tcase_add_test(tc, test_t0_t1);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

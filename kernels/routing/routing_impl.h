@@ -12,10 +12,10 @@
  *            reference's tanhf and both saturate at nearly the same x), softmax numerators
  *            e = exp(x - max), keys s + b, DeepSeekV3 group scores (best + second best key of
  *            each group, vLLM without a bias: the best) and the topk_group best groups.
- *   top-k    on 32-bit total-order keys (flashinfer's twiddle; vLLM and Llama4 compare -0.0 equal
- *            to +0.0, so their logit keys are taken of x + 0.0), ordered by (key << 32 | ~index)
- *            so that equal keys go to the lower index. The K-th largest of the 16 column maxima
- *            of the keys (rows of 16) bounds the K-th largest key from below; only keys at or
+ *   top-k    on 32-bit total-order keys (flashinfer's twiddle; vLLM, Llama4 and HF's raw-logit
+ *            ranking compare -0.0 equal to +0.0, so their logit keys are taken of x + 0.0),
+ *            ordered by (key << 32 | ~index) so that equal keys go to the lower index. The K-th
+ *            largest of the 16 column maxima of the keys (rows of 16) bounds the K-th largest key from below; only keys at or
  *            above it (typically K to 2K) are put in slot order (simd_topk_fast: on AVX-512 from
  *            each column's best two, compressed and sorted by a bitonic network in registers;
  *            on AVX2 by rank counting). K > 16 or more than 16 such keys (e.g. rows of equal
@@ -43,8 +43,24 @@
  * (vLLM's replacement by 0, canonical NaNs, the -NaN..+NaN order), and the reference is the
  * definition, so they come out bit for bit equal.
  *
- * Tokens go through three phases (scores, top-k, weights) in a three-deep software pipeline;
- * the scratch of the three tokens in flight is about 100 KB of stack. */
+ * The block path (AVX-512, E <= 256, K <= 15: the usual shapes) routes 16 tokens at a time, phase by
+ * phase over the block so that the out-of-order core overlaps the tokens' dependency chains:
+ *   keys     as above, except that Sigmoid, SigmoidRenorm, Default and RenormalizeNaive rank the
+ *            logits (keys of x + 0.0) instead of computing E sigmoids or probabilities: both are
+ *            monotone in x, so the order is the same except where they round distinct logits to
+ *            one value. The K+1 best logits get their sigmoid or exp(x - max) / Z (Z over E as
+ *            above); equal values among the K are put in index order, and a token whose K-th and
+ *            (K+1)-th values are equal takes the per-token path (experts further down may share
+ *            the value with a lower index). DeepSeekV3 chooses its groups on the keys as above.
+ *   bound    one token per lane: the 16 column maxima of each token's keys (rows of 16),
+ *            transposed, sorted in every lane by a bitonic network; the (K+1)-th largest is t,
+ *            below or at the (K+1)-th largest key. About K + 3 keys reach it (E = 128, random).
+ *   top-k    the keys >= t (vpcompressd, register form), packed as above and sorted by bitonic
+ *            networks; more than 16 of them (rows of equal keys) take the per-token path.
+ *   weights  as above.
+ * Elsewhere tokens go through three phases (scores, top-k, weights) in a three-deep software
+ * pipeline; the scratch of the three tokens in flight is about 100 KB of stack, the block's about
+ * 40 KB more. */
 #include <assert.h>
 #include <math.h>
 
@@ -138,7 +154,8 @@ static inline bool pass_logit_keys(const void *row, enum moe_dtype t, int32_t E,
 	return fin == (1u << MOE_VW) - 1u;
 }
 
-/* s[e] = sigmoid; kf[e] = s + b when there is a bias; key[e] = key of kf or s. */
+/* s[e] = sigmoid; kf[e] = s + b when there is a bias; key[e] = key of kf or s. kf may be NULL
+ * (the block path decodes the keys where it needs s + b). */
 static inline bool pass_sigmoid(const void *row, enum moe_dtype t, int32_t E, enum moe_profile profile,
 				const float *bias, float *s, float *kf, uint32_t *key)
 {
@@ -147,10 +164,12 @@ static inline bool pass_sigmoid(const void *row, enum moe_dtype t, int32_t E, en
 		const moe_vf v = load_any(row, t, i, E, 0.0f);
 		fin &= vf_finite_mask(v);
 		const moe_vf sg = vf_sigmoid(v, profile);
-		vf_store(s, MOE_DTYPE_F32, i, sg);
+		if (s)
+			vf_store(s, MOE_DTYPE_F32, i, sg);
 		if (bias) {
 			const moe_vf k = vf_add(sg, load_any(bias, MOE_DTYPE_F32, i, E, 0.0f));
-			vf_store(kf, MOE_DTYPE_F32, i, k);
+			if (kf)
+				vf_store(kf, MOE_DTYPE_F32, i, k);
 			vi_store_key(key + i, k);
 		} else {
 			vi_store_key(key + i, sg);
@@ -250,11 +269,12 @@ static inline void topk(struct route_scratch *sc, int32_t E, int32_t K)
 
 /* ---- DeepSeekV3 groups (scores of eight groups at a time: simd_group_top2) ---- */
 
-static inline void select_groups(struct route_scratch *sc, const struct moe_route_params *p, bool has_bias)
+/* kf: the keys as floats (s + b, or s); key: their total-order keys, those of the groups not kept
+ * replaced. */
+static inline void select_groups(const float *kf, uint32_t *key, const struct moe_route_params *p, bool has_bias)
 {
 	const int32_t G = p->n_group, gs = p->num_experts / G;
 	const bool top2 = has_bias || p->profile != MOE_PROFILE_VLLM;
-	const float *kf = has_bias ? sc->kf : sc->s;
 	float score[MOE_ROUTE_KERNEL_MAX_E], t1[8], t2[8];
 	bool kept[MOE_ROUTE_KERNEL_MAX_E];
 	for (int32_t g0 = 0; g0 < G; g0 += 8) {
@@ -292,7 +312,7 @@ static inline void select_groups(struct route_scratch *sc, const struct moe_rout
 	const uint32_t out = p->profile == MOE_PROFILE_HF ? 0x80000000u : 0u;
 	for (int32_t g = 0; g < G; g++)
 		if (!kept[g])
-			fill_u32(sc->key + g * gs, gs, out);
+			fill_u32(key + g * gs, gs, out);
 }
 
 /* ---- weights ---- */
@@ -333,17 +353,18 @@ static inline void decode_k(struct route_scratch *sc, int32_t K)
 		vf_store(sc->w, MOE_DTYPE_F32, i, vf_key_value(vf_load(sc->sel, MOE_DTYPE_F32, i)));
 }
 
-/* out[k] = the profile's output of w[k] (canonical NaN first, except TopK's raw logits); ids out. */
-static inline void store_out(struct route_scratch *sc, int32_t *ids, float *out, int32_t K,
+/* out[k] = the profile's output of w[k] (canonical NaN first, except TopK's raw logits), ids out;
+ * w and sel are read in whole vectors (K rounded up to MOE_VW lanes). */
+static inline void store_out(const int32_t *sel, const float *w, int32_t *ids, float *out, int32_t K,
 			     enum moe_profile profile, bool canon)
 {
 	for (int32_t i = 0; i < K; i += MOE_VW) {
-		moe_vf v = vf_load(sc->w, MOE_DTYPE_F32, i);
+		moe_vf v = vf_load(w, MOE_DTYPE_F32, i);
 		if (canon)
 			v = vf_mask_set(v, ~vf_eq_mask(v, v) & ((1u << MOE_VW) - 1u), moe_f32_from_bits(0x7fc00000u));
 		if (profile != MOE_PROFILE_VLLM)
 			v = vf_round_bf16(v);
-		const moe_vf id = vf_load(sc->ids, MOE_DTYPE_F32, i);
+		const moe_vf id = vf_load(sel, MOE_DTYPE_F32, i);
 		if (K - i >= MOE_VW) {
 			vf_store(out, MOE_DTYPE_F32, i, v);
 			vf_store(ids, MOE_DTYPE_F32, i, id);
@@ -428,12 +449,12 @@ static inline void route_prepare(struct route_scratch *sc, const struct moe_rout
 	case MOE_ROUTE_TOPK:
 	case MOE_ROUTE_TOPK_SIGMOID:
 	case MOE_ROUTE_LLAMA4:
-		sc->finite = pass_logit_keys(row, t, E, profile == MOE_PROFILE_VLLM || m == MOE_ROUTE_LLAMA4, sc->key);
+		sc->finite = pass_logit_keys(row, t, E, profile != MOE_PROFILE_FLASHINFER || m == MOE_ROUTE_LLAMA4, sc->key);
 		break;
 	default:
 		sc->finite = pass_sigmoid(row, t, E, profile, bias, sc->s, sc->kf, sc->key);
 		if (sc->finite && m == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1)
-			select_groups(sc, p, bias != NULL);
+			select_groups(bias ? sc->kf : sc->s, sc->key, p, bias != NULL);
 		break;
 	}
 	fill_u32(sc->key + E, 16, 0u);
@@ -493,8 +514,266 @@ static inline void route_finish(struct route_scratch *sc, const struct moe_route
 			renormalize(p, m, w, K);
 		break;
 	}
-	store_out(sc, ids, out, K, profile, m != MOE_ROUTE_TOPK);
+	store_out(sc->ids, sc->w, ids, out, K, profile, m != MOE_ROUTE_TOPK);
 }
+
+#if MOE_VW == 16
+/* ---- the block path: 16 tokens at a time, one token per lane for the threshold ---- */
+
+#define MOE_ROUTE_BLOCK_MAX_E 256
+
+/* What a token's keys are made of on the block path. */
+enum block_kind {
+	BLOCK_LOGITS,  /* Renormalize, TopK, TopKSigmoid, Llama4: the logits, ranked as they are */
+	BLOCK_SIGMOID, /* Sigmoid, SigmoidRenorm: the logits, ranked for their sigmoids */
+	BLOCK_SOFTMAX, /* Default, RenormalizeNaive: the logits, ranked for their probabilities */
+	BLOCK_BIASED,  /* MiniMax2, DeepSeekV3: the sigmoid plus the bias, all E computed */
+};
+
+struct route_block {
+	uint32_t key[16][MOE_ROUTE_BLOCK_MAX_E + 16] __attribute__((aligned(64)));
+	uint32_t cm[16][16] __attribute__((aligned(64)));                 /* column maxima of the keys */
+	uint32_t t[16] __attribute__((aligned(64)));                      /* each token's threshold */
+	float s[16][MOE_ROUTE_BLOCK_MAX_E] __attribute__((aligned(64)));  /* sigmoids (BLOCK_BIASED) */
+	int32_t cid[16][32] __attribute__((aligned(64)));                 /* candidates: keys >= t */
+	uint32_t ckey[16][32] __attribute__((aligned(64)));
+	int32_t sel[16][16] __attribute__((aligned(64)));                 /* the K + 1 best, in order */
+	uint32_t skey[16][16] __attribute__((aligned(64)));
+	unsigned nc[16];
+	float mx[16], Z[16];                                              /* softmax max and sum */
+	bool finite[16];
+};
+
+static inline bool block_supports(const struct moe_route_params *p)
+{
+	return p->num_experts <= MOE_ROUTE_BLOCK_MAX_E && p->top_k + 1 <= 16;
+}
+
+static inline enum block_kind block_kind_of(enum moe_routing_method m)
+{
+	switch (m) {
+	case MOE_ROUTE_SIGMOID:
+	case MOE_ROUTE_SIGMOID_RENORM:
+		return BLOCK_SIGMOID;
+	case MOE_ROUTE_DEFAULT:
+	case MOE_ROUTE_RENORMALIZE_NAIVE:
+		return BLOCK_SOFTMAX;
+	case MOE_ROUTE_MINIMAX2:
+	case MOE_ROUTE_DEEPSEEKV3:
+		return BLOCK_BIASED;
+	default:
+		return BLOCK_LOGITS;
+	}
+}
+
+/* Softmax statistics of a finite row: *mx = the largest logit, *Z = the sum of exp(x - mx) in
+ * vector order (lanes past E hold -inf and add 0). */
+static inline void softmax_stats(const void *row, enum moe_dtype t, int32_t E, float *mx, float *Z)
+{
+	moe_vf m0 = vf_set1(-INFINITY), m1 = m0;
+	int32_t i = 0;
+	for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
+		m0 = vf_max(m0, vf_load(row, t, i));
+		m1 = vf_max(m1, vf_load(row, t, i + MOE_VW));
+	}
+	for (; i < E; i += MOE_VW)
+		m0 = vf_max(m0, load_any(row, t, i, E, -INFINITY));
+	*mx = vf_hmax(vf_max(m0, m1));
+	const moe_vf m = vf_set1(*mx);
+	moe_vf z0 = vf_zero(), z1 = vf_zero();
+	for (i = 0; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
+		z0 = vf_add(z0, vf_exp(vf_sub(vf_load(row, t, i), m)));
+		z1 = vf_add(z1, vf_exp(vf_sub(vf_load(row, t, i + MOE_VW), m)));
+	}
+	for (; i < E; i += MOE_VW)
+		z0 = vf_add(z0, vf_exp(vf_sub(load_any(row, t, i, E, -INFINITY), m)));
+	*Z = vf_hsum(vf_add(z0, z1));
+}
+
+/* Keys of token i of the block and (softmax) its statistics. */
+static inline void block_prepare(struct route_block *bk, int i, const struct moe_route_params *p, enum block_kind kind,
+				 const void *row, const float *b)
+{
+	const int32_t E = p->num_experts;
+	const enum moe_dtype t = p->logits_dtype;
+	uint32_t *key = bk->key[i];
+	switch (kind) {
+	case BLOCK_LOGITS:
+		bk->finite[i] = pass_logit_keys(row, t, E, p->profile != MOE_PROFILE_FLASHINFER || p->method == MOE_ROUTE_LLAMA4,
+						key);
+		break;
+	case BLOCK_SIGMOID:
+	case BLOCK_SOFTMAX:
+		/* sigmoid and exp map -0.0 and +0.0 to one value: rank them equal */
+		bk->finite[i] = pass_logit_keys(row, t, E, true, key);
+		if (bk->finite[i] && kind == BLOCK_SOFTMAX)
+			softmax_stats(row, t, E, &bk->mx[i], &bk->Z[i]);
+		break;
+	default:
+		bk->finite[i] = pass_sigmoid(row, t, E, p->profile, b, bk->s[i], NULL, key);
+		break;
+	}
+}
+
+/* Zero padding past E and the 16 column maxima of token i's keys. */
+static inline void block_column_max(struct route_block *bk, int i, int32_t E)
+{
+	uint32_t *key = bk->key[i];
+	fill_u32(key + E, 16, 0u);
+	__m512i c = _mm512_setzero_si512();
+	for (int32_t r = 0; r < E; r += 16)
+		c = _mm512_max_epu32(c, _mm512_loadu_si512(key + r));
+	_mm512_store_si512(bk->cm[i], c);
+}
+
+/* t[i] = the (K+1)-th largest of token i's 16 column maxima: K+1 distinct keys reach it, so it
+ * bounds token i's (K+1)-th largest key from below, and few keys beyond those reach it (about
+ * K + 3 for E = 128 on random data). One token per lane: transpose, sort each lane, pick. */
+static inline void block_thresholds(struct route_block *bk, int nb, int32_t K)
+{
+	__m512i r[16];
+	for (int i = 0; i < 16; i++)
+		r[i] = i < nb ? _mm512_load_si512(bk->cm[i]) : _mm512_setzero_si512();
+	vi_transpose16(r);
+	vi_sort16_desc(r);
+	uint32_t sorted[16][16] __attribute__((aligned(64)));
+	for (int i = 0; i < 16; i++)
+		_mm512_store_si512(sorted[i], r[i]);
+	_mm512_store_si512(bk->t, _mm512_load_si512(sorted[K]));
+}
+
+/* Ranked by logits, weighted by a monotone function f of them (sigmoid, probability): w[0..K]
+ * hold f of the K+1 best logits. The reference ranks f, equal values to the lower index, so the
+ * order stands where f separates neighbours. Returns false where f(K-1) == f(K): experts past the
+ * K+1 seen here may have that value too, with a lower index. Within the K, runs of equal f from
+ * different logits are put in index order (runs of equal logits already are). */
+static inline bool settle_monotone(const uint32_t *skey, int32_t *sel, float *w, int32_t K)
+{
+	if (w[K - 1] == w[K])
+		return false;
+	/* lanes k < K where w[k] == w[k + 1] from different keys */
+	const __m512 wv = _mm512_load_ps(w), wn = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(wv),
+											 _mm512_castps_si512(wv), 1));
+	const __m512i kv = _mm512_load_si512(skey), kn = _mm512_alignr_epi32(kv, kv, 1);
+	const __mmask16 tie = _mm512_cmp_ps_mask(wv, wn, _CMP_EQ_OQ) & _mm512_cmpneq_epu32_mask(kv, kn) &
+			      (__mmask16)((1u << K) - 1u);
+	if (!tie)
+		return true;
+	for (int32_t k = 1; k < K; k++) {
+		const int32_t id = sel[k];
+		const float v = w[k];
+		int32_t j = k;
+		for (; j > 0 && w[j - 1] == v && sel[j - 1] > id; j--) {
+			sel[j] = sel[j - 1];
+			w[j] = w[j - 1];
+		}
+		sel[j] = id;
+		w[j] = v;
+	}
+	return true;
+}
+
+/* Weights and output of token i; false if the token needs the per-token path. */
+static inline bool block_finish(struct route_block *bk, int i, const struct moe_route_params *p, enum block_kind kind,
+				const void *row, int32_t *ids, float *out)
+{
+	const enum moe_profile profile = p->profile;
+	const int32_t K = p->top_k;
+	const enum moe_routing_method m = effective_method(p);
+	int32_t *sel = bk->sel[i];
+	const uint32_t *skey = bk->skey[i];
+	float w[16] __attribute__((aligned(64)));
+	const moe_vf x = vf_key_value(vf_load(skey, MOE_DTYPE_F32, 0));
+	switch (kind) {
+	case BLOCK_SIGMOID:
+		vf_store(w, MOE_DTYPE_F32, 0, vf_sigmoid(x, profile));
+		if (!settle_monotone(skey, sel, w, K))
+			return false;
+		if (m == MOE_ROUTE_SIGMOID_RENORM && p->renormalize)
+			renormalize(p, m, w, K);
+		break;
+	case BLOCK_SOFTMAX:
+		vf_store(w, MOE_DTYPE_F32, 0, vf_div(vf_exp(vf_sub(x, vf_set1(bk->mx[i]))), vf_set1(bk->Z[i])));
+		if (!settle_monotone(skey, sel, w, K))
+			return false;
+		if (m == MOE_ROUTE_RENORMALIZE_NAIVE)
+			renormalize(p, m, w, K);
+		break;
+	case BLOCK_LOGITS:
+		vf_store(w, MOE_DTYPE_F32, 0, x);
+		if (m == MOE_ROUTE_TOPK)
+			for (int32_t k = 0; k < K; k++)
+				w[k] = elem(row, p->logits_dtype, sel[k]);
+		else if (m == MOE_ROUTE_RENORMALIZE)
+			softmax_k(profile, w, K);
+		else
+			sigmoid_k(w, K, profile);
+		break;
+	default:
+		for (int32_t k = 0; k < K; k++)
+			w[k] = bk->s[i][sel[k]];
+		if (m == MOE_ROUTE_MINIMAX2 || m == MOE_ROUTE_DEEPSEEKV3)
+			scaled_renormalize(p, w, K);
+		break;
+	}
+	store_out(sel, w, ids, out, K, profile, m != MOE_ROUTE_TOPK);
+	return true;
+}
+
+/* The per-token path on one row (a token the block path declines). */
+static inline void route_one(struct route_scratch *sc, const struct moe_route_params *p, const void *row,
+			     const void *bias, const float *b, int32_t *ids, float *out)
+{
+	route_prepare(sc, p, row, b);
+	route_select(sc, p);
+	route_finish(sc, p, bias, b, ids, out);
+}
+
+static inline void route_blocks(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+				const float *b, int32_t *ids, float *weights)
+{
+	struct route_scratch one;
+	uint64_t best[MOE_ROUTE_KERNEL_MAX_E];
+	one.best = best;
+	struct route_block bk;
+	const int32_t E = p->num_experts, K = p->top_k;
+	const enum block_kind kind = block_kind_of(effective_method(p));
+	const size_t row_bytes = (size_t)E * (p->logits_dtype == MOE_DTYPE_BF16 ? sizeof(moe_bf16) : sizeof(float));
+	for (int64_t t0 = 0; t0 < T; t0 += 16) {
+		const int nb = T - t0 < 16 ? (int)(T - t0) : 16;
+		for (int i = 0; i < nb; i++)
+			block_prepare(&bk, i, p, kind, (const char *)logits + (size_t)(t0 + i) * row_bytes, b);
+		if (p->method == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1)
+			for (int i = 0; i < nb; i++)
+				if (bk.finite[i]) {
+					/* the keys are the floats s + b (or s) the group scores add */
+					float kf[MOE_ROUTE_BLOCK_MAX_E] __attribute__((aligned(64)));
+					for (int32_t e = 0; e < E; e += MOE_VW)
+						vf_store(kf, MOE_DTYPE_F32, e, vf_key_value(vf_load(bk.key[i], MOE_DTYPE_F32, e)));
+					select_groups(kf, bk.key[i], p, b != NULL);
+				}
+		for (int i = 0; i < nb; i++)
+			block_column_max(&bk, i, E);
+		block_thresholds(&bk, nb, K);
+		/* phase by phase over the block, so that the out-of-order core overlaps the tokens' chains */
+		for (int i = 0; i < nb; i++)
+			if (bk.finite[i])
+				bk.nc[i] = simd_collect_above(bk.key[i], E, bk.t[i], bk.cid[i], bk.ckey[i]);
+		for (int i = 0; i < nb; i++)
+			if (bk.finite[i] && bk.nc[i] <= 16)
+				simd_sort_candidates(bk.cid[i], bk.ckey[i], bk.nc[i], K + 1, bk.sel[i], bk.skey[i]);
+		for (int i = 0; i < nb; i++) {
+			const void *row = (const char *)logits + (size_t)(t0 + i) * row_bytes;
+			int32_t *id = ids + (t0 + i) * K;
+			float *w = weights + (t0 + i) * K;
+			if (!bk.finite[i])
+				moe_route__ref(p, 1, row, bias, id, w);
+			else if (bk.nc[i] > 16 || !block_finish(&bk, i, p, kind, row, id, w))
+				route_one(&one, p, row, bias, b, id, w);
+		}
+	}
+}
+#endif
 
 static inline void route_rows(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
 			      int32_t *ids, float *weights)
@@ -522,6 +801,12 @@ static inline void route_rows(const struct moe_route_params *p, int64_t T, const
 		}
 		b = bconv;
 	}
+#if MOE_VW == 16
+	if (block_supports(p)) {
+		route_blocks(p, T, logits, bias, b, ids, weights);
+		return;
+	}
+#endif
 	for (int i = 0; i < 3; i++)
 		sc[i].best = best;
 	for (int64_t tk = 0; tk < T + 2; tk++) {

@@ -14,6 +14,7 @@
 #ifndef MOE_KERNELS_SIMD_AVX512_H
 #define MOE_KERNELS_SIMD_AVX512_H
 
+#include <assert.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -242,6 +243,83 @@ static inline __m512i top8_of(__m512i a, __m512i b)
 	return merge8_desc(_mm512_max_epu64(a, _mm512_permutexvar_epi64(_mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0), b)));
 }
 
+/* ids and keys of two descending 8-sequences of packed keys (top, then next), 16 lanes each. */
+static inline void simd_store_sel(__m512i top, __m512i next, int32_t *ids, uint32_t *keys)
+{
+	const __m512i ones = _mm512_set1_epi64(-1);
+	_mm512_storeu_si512(ids, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_xor_si512(top, ones))),
+						    _mm512_cvtepi64_epi32(_mm512_xor_si512(next, ones)), 1));
+	_mm512_storeu_si512(keys, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(top, 32))),
+						     _mm512_cvtepi64_epi32(_mm512_srli_epi64(next, 32)), 1));
+}
+
+/* The keys of key[0..E) (rows of 16, zero-padded; 0 = not in the race) that are >= t, and their
+ * indices, into ckey[0..nc) and cid[0..nc) in index order; returns nc. Writes nothing and returns
+ * nc > 16 when more than 16 keys reach t. Row by row, register-form vpcompressd and overlapping
+ * full-width stores (the memory form of vpcompressd is microcoded here): ckey and cid hold 32. */
+static inline unsigned simd_collect_above(const uint32_t *key, int E, uint32_t t, int32_t *cid, uint32_t *ckey)
+{
+	enum { MAX_ROWS = 64 };
+	const int rows = (E + 15) / 16;
+	assert(rows <= MAX_ROWS);
+	const __m512i vt = _mm512_set1_epi32((int)(t ? t : 1u));
+	__mmask16 m[MAX_ROWS];
+	unsigned nc = 0;
+	for (int r = 0; r < rows; r++) {
+		m[r] = _mm512_cmpge_epu32_mask(_mm512_loadu_si512(key + 16 * r), vt);
+		nc += (unsigned)__builtin_popcount(m[r]);
+	}
+	if (nc > 16)
+		return nc;
+	const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	unsigned c = 0;
+	for (int r = 0; r < rows; r++) {
+		_mm512_storeu_si512(cid + c, _mm512_maskz_compress_epi32(m[r], _mm512_add_epi32(iota, _mm512_set1_epi32(16 * r))));
+		_mm512_storeu_si512(ckey + c, _mm512_maskz_compress_epi32(m[r], _mm512_loadu_si512(key + 16 * r)));
+		c += (unsigned)__builtin_popcount(m[r]);
+	}
+	return nc;
+}
+
+/* ids[0..16) and keys[0..16) of the n best of nc <= 16 candidates (cid, ckey; n <= nc) in slot
+ * order, equal keys: lower index first (one full-width store each, lanes past n undefined). Packed
+ * as (key << 32 | ~index) and sorted by bitonic networks: two sorted 8s, the larger 8 merged, and
+ * the smaller 8 of the two merged where n > 8. */
+static inline void simd_sort_candidates(const int32_t *cid, const uint32_t *ckey, unsigned nc, int n, int32_t *ids,
+					uint32_t *keys)
+{
+	assert(nc <= 16 && n >= 1 && (unsigned)n <= nc);
+	const __mmask16 all = (__mmask16)((1u << nc) - 1u);
+	const __m512i k = _mm512_loadu_si512(ckey);
+	const __m512i ni = _mm512_xor_si512(_mm512_loadu_si512(cid), _mm512_set1_epi32(-1));
+	const __m512i p0 = _mm512_maskz_or_epi64((__mmask8)all, _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(k)), 32),
+						 _mm512_cvtepu32_epi64(_mm512_castsi512_si256(ni)));
+	__m512i top = sort8_desc(p0), next = _mm512_setzero_si512();
+	if (nc > 8) {
+		const __m512i p1 = _mm512_maskz_or_epi64((__mmask8)(all >> 8),
+							 _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(k, 1)), 32),
+							 _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(ni, 1)));
+		const __m512i rb = _mm512_permutexvar_epi64(_mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0), sort8_desc(p1));
+		if (n > 8)
+			next = merge8_desc(_mm512_min_epu64(top, rb));
+		top = merge8_desc(_mm512_max_epu64(top, rb));
+	}
+	simd_store_sel(top, next, ids, keys);
+}
+
+/* The n <= 16 best keys of key[0..E) among those >= t (t at most the n-th largest key), as
+ * simd_sort_candidates leaves them; false, having written nothing, when more than 16 reach t. */
+static inline bool simd_topk_above(const uint32_t *key, int E, int n, uint32_t t, int32_t *ids, uint32_t *keys)
+{
+	int32_t cid[32] __attribute__((aligned(64)));
+	uint32_t ckey[32] __attribute__((aligned(64)));
+	const unsigned nc = simd_collect_above(key, E, t, cid, ckey);
+	if (nc > 16)
+		return false;
+	simd_sort_candidates(cid, ckey, nc, n, ids, keys);
+	return true;
+}
+
 /* The top K (K <= 16) of key[0..E) (rows of 16, zero-padded; 0 = not in the race) in slot order:
  * ids[0..16) and keys[0..16) (one full-width store each, lanes past K undefined, so that the
  * weights' vector loads of them are forwarded from the stores). Returns false, having written
@@ -304,41 +382,61 @@ static inline bool simd_topk_fast(const uint32_t *key, int E, int K, int32_t *id
 			top = top8_of(top, sort8_desc(p1));
 		}
 	} else {
-		uint64_t bits[MAX_WORDS] = { 0 };
-		unsigned nc = 0;
-		for (int r = 0; r < rows; r++) {
-			const int valid = E - 16 * r;
-			const __mmask16 m = _mm512_cmpge_epu32_mask(_mm512_loadu_si512(key + 16 * r), vt) &
-					    (__mmask16)(valid >= 16 ? 0xffffu : (1u << valid) - 1u);
-			bits[r >> 2] |= (uint64_t)m << (16 * (r & 3));
-			nc += (unsigned)__builtin_popcount(m);
-		}
-		if (nc > 16)
-			return false;
-		uint64_t pk[16] __attribute__((aligned(64)));
-		unsigned n = 0;
-		for (int w = 0; w < words; w++) {
-			for (uint64_t b = bits[w]; b; b &= b - 1) {
-				const uint32_t i = (uint32_t)(64 * w + __builtin_ctzll(b));
-				pk[n++] = (uint64_t)key[i] << 32 | (uint32_t)~i;
+		return simd_topk_above(key, E, K, t, ids, keys);
+	}
+	simd_store_sel(top, next, ids, keys);
+	return true;
+}
+
+/* ---- one token per lane: blocks of 16 tokens (routing_impl.h's block path) ---- */
+
+/* r[i] lane j becomes r[j] lane i (a 16 x 16 matrix of 32-bit values): 32-bit and 64-bit
+ * interleaves of row pairs, then two rounds of 128-bit block shuffles, 64 shuffles in all. */
+static inline void vi_transpose16(__m512i r[16])
+{
+	__m512i t[16], u[16];
+	for (int i = 0; i < 8; i++) {
+		t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++) {
+		u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+		u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+	}
+	/* u[4i + j], 128-bit block L: column 4L + j of rows 4i .. 4i + 3 */
+	for (int j = 0; j < 4; j++) {
+		const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+		const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+		const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+		r[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+		r[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+		r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+		r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+	}
+}
+
+/* Sorts r[0..16) descending in every lane (unsigned 32-bit), each lane on its own: a bitonic
+ * network of 80 compare-exchanges, a max and a min each. */
+static inline void vi_sort16_desc(__m512i r[16])
+{
+#pragma GCC unroll 8
+	for (int k = 2; k <= 16; k <<= 1) {
+#pragma GCC unroll 8
+		for (int j = k >> 1; j > 0; j >>= 1) {
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++) {
+				const int l = i ^ j;
+				if (l <= i)
+					continue;
+				const __m512i hi = _mm512_max_epu32(r[i], r[l]), lo = _mm512_min_epu32(r[i], r[l]);
+				const bool desc = (i & k) == 0;
+				r[i] = desc ? hi : lo;
+				r[l] = desc ? lo : hi;
 			}
 		}
-		const __m512i p0 = _mm512_maskz_loadu_epi64((__mmask8)((1u << nc) - 1u), pk);
-		top = sort8_desc(p0);
-		if (nc > 8) {
-			const __m512i p1 = _mm512_maskz_loadu_epi64((__mmask8)((1u << (nc - 8)) - 1u), pk + 8);
-			const __m512i rb = _mm512_permutexvar_epi64(_mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0), sort8_desc(p1));
-			if (K > 8)
-				next = merge8_desc(_mm512_min_epu64(top, rb));
-			top = merge8_desc(_mm512_max_epu64(top, rb));
-		}
 	}
-	const __m512i ones = _mm512_set1_epi64(-1);
-	_mm512_storeu_si512(ids, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_xor_si512(top, ones))),
-						    _mm512_cvtepi64_epi32(_mm512_xor_si512(next, ones)), 1));
-	_mm512_storeu_si512(keys, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(top, 32))),
-						     _mm512_cvtepi64_epi32(_mm512_srli_epi64(next, 32)), 1));
-	return true;
 }
 
 /* ---- DeepSeekV3 group scores (routing_impl.h) ---- */
