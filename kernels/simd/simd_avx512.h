@@ -427,7 +427,7 @@ static inline void vi_sort16_desc(__m512i r[16])
 		for (int j = k >> 1; j > 0; j >>= 1) {
 #pragma GCC unroll 16
 			for (int i = 0; i < 16; i++) {
-				const int l = i ^ j;
+				const int l = (i ^ j) & 15; /* i, j < 16: the mask only tells the compiler */
 				if (l <= i)
 					continue;
 				const __m512i hi = _mm512_max_epu32(r[i], r[l]), lo = _mm512_min_epu32(r[i], r[l]);
