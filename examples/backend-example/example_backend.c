@@ -2,8 +2,8 @@
  * methods without groups or bias, written as plainly as possible so it reads as a template.
  *
  * Per token, in fp32: s[e] = 1 / (1 + expf(-x[e])) with x the logit converted exactly from fp32 or
- * bf16 (vLLM's newest kernels first replace a NaN or infinite logit by 0, so such an expert scores
- * sigmoid(0) = 0.5); pick the K largest s, on equal scores the lower expert index first; weight =
+ * bf16, and a score that is not finite (a NaN logit) replaced by 0 before selection, as vLLM's
+ * newest kernels do (sigmoid(+-inf) = 1 or 0 are finite and stay); pick the K largest s, on equal scores the lower expert index first; weight =
  * s, or with renormalization s / S where S is the sum of the K selected scores added left to right
  * in slot order (S > 0 ? S : 1, as vLLM guards it). The routed scaling factor does not apply to
  * these methods. -ffp-contract=off keeps every operation rounded as written, so the weights equal
@@ -13,11 +13,12 @@
 
 #include <moe/backend.h>
 
-static float logit(const struct moe_route_params *p, const void *logits, int64_t i)
+static float score(const struct moe_route_params *p, const void *logits, int64_t i)
 {
 	float x = p->logits_dtype == MOE_DTYPE_BF16 ? moe_bf16_to_f32(((const moe_bf16 *)logits)[i])
 						    : ((const float *)logits)[i];
-	return isfinite(x) ? x : 0.0f;
+	float s = 1.0f / (1.0f + expf(-x));
+	return isfinite(s) ? s : 0.0f;
 }
 
 static void example_route(const struct moe_route_params *p, int64_t T, const void *logits,
@@ -41,7 +42,7 @@ static void example_route(const struct moe_route_params *p, int64_t T, const voi
 					taken = taken || id[j] == e;
 				if (taken)
 					continue;
-				float s = 1.0f / (1.0f + expf(-logit(p, logits, t * E + e)));
+				float s = score(p, logits, t * E + e);
 				if (best < 0 || s > best_s) {
 					best = e;
 					best_s = s;
