@@ -8,7 +8,7 @@ little-endian tensor bytes), validates the layout, prints the case and its tenso
          (softmax over the K, softmax over E, sigmoids, renormalization, rsf) within 1e-5
          relative, or one bf16 step plus 2^-22 absolute for the flashinfer and hf profiles;
   norm   LayerNorm / RMSNorm in float64 against expected_y (relative 1e-9);
-  codecs byte counts against the shape; expert: bounds non-negative.
+  codecs byte counts against the shape; expert: bounds non-negative; layer: its routing as route.
 Exit status: 0 all good, 1 a check failed, 2 a malformed file or bad usage, 77 numpy missing.
 """
 import json
@@ -77,7 +77,8 @@ def sig(x):
 def route_weights(meta, L, ids):
     """Exact weights of the stored selection (routing.md semantics), float64."""
     method = meta["method"]
-    rsf = float(meta.get("rsf", "1"))
+    # a layer applying rsf at its output runs its router with rsf = 1
+    rsf = 1.0 if meta.get("rsfsite") == "output" else float(meta.get("rsf", "1"))
     renorm = meta.get("renorm", "1") == "1"
     x = L[ids]
     if method == "TopK":
@@ -137,7 +138,7 @@ def check_file(path, do_check):
     if not do_check:
         return
     op = meta["op"]
-    if op == "route":
+    if op in ("route", "layer"):
         check_route(meta, t)
     elif op == "norm":
         check_norm(meta, t)

@@ -360,6 +360,8 @@ START_TEST(test_vectors_round_trip)
 		"quantize dtype=nvfp4 scaling=nvfp4 layout=128x4 rows=3 cols=64 gen=normal seed=6",
 		"dequantize dtype=fp8e4m3 scaling=1x128 rows=2 cols=200 gen=codes seed=7",
 		"expert M=2 H=64 I=32 wdtype=fp8e4m3 wscaling=tensor act=fp8 gen=normal seed=8",
+		"layer method=SigmoidRenorm profile=hf E=16 K=4 renorm=1 T=5 H=64 I=32 wdtype=nvfp4 wscaling=nvfp4 "
+		"layout=128x4 act=bf16 shared=average SI=32 gen=normal seed=9",
 	};
 	struct moe_vcase_list l = { 0 };
 	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -385,7 +387,9 @@ START_TEST(test_vectors_round_trip)
 	b.quantize = quantize_flip;
 	b.dequantize = dequantize_nan;
 	b.expert = expert_scaled;
+	b.layer = layer_rsf_twice;
 	ck_assert_int_eq(moe_vectors_check(tmpdir, &b, "broken", ~0u, &rep), MOE_OK);
+	ck_assert_int_eq(op_status(&rep, MOE_OP_LAYER), MOE_V_FAIL);
 	ck_assert_int_eq(op_status(&rep, MOE_OP_ROUTE), MOE_V_FAIL);
 	ck_assert_int_eq(op_status(&rep, MOE_OP_QUANTIZE), MOE_V_FAIL);
 	ck_assert_int_eq(op_status(&rep, MOE_OP_DEQUANTIZE), MOE_V_FAIL);
@@ -412,12 +416,39 @@ START_TEST(test_vectors_round_trip)
 	ck_assert_ptr_nonnull(strstr(moe_last_error(), "not a moebench vector file"));
 	moe_vreport_free(&rep);
 
-	/* our metadata, but a tensor of the wrong shape */
-	struct moe_st_meta meta[2] = { { "format", "moebench-vectors-1" },
-				       { "case", "route method=Renormalize E=8 K=2 T=1 seed=1" } };
+	/* our metadata without the tensor hashes: a damaged file */
+	struct moe_st_meta meta[3] = { { "format", "moebench-vectors-1" },
+				       { "case", "route method=Renormalize E=8 K=2 T=1 seed=1" },
+				       { "fnv1a64.x", NULL } };
 	ck_assert_int_eq(moe_st_write(path, &t, 1, meta, 2), MOE_OK);
 	ck_assert_int_eq(moe_vectors_check(tmpdir, moe_backend_reference(), "ref", ~0u, &rep), MOE_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(moe_last_error(), "damaged"));
+	moe_vreport_free(&rep);
+
+	/* with the right hash (FNV-1a 64 computed here), but not the tensors of a route case */
+	char hash[20];
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < sizeof one; i++)
+		h = (h ^ ((const unsigned char *)&one)[i]) * 0x100000001b3ull;
+	snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
+	meta[2].value = hash;
+	ck_assert_int_eq(moe_st_write(path, &t, 1, meta, 3), MOE_OK);
+	ck_assert_int_eq(moe_vectors_check(tmpdir, moe_backend_reference(), "ref", ~0u, &rep), MOE_ERR_FORMAT);
 	ck_assert_ptr_nonnull(strstr(moe_last_error(), "logits"));
+	moe_vreport_free(&rep);
+
+	/* one flipped byte in a stored tensor is refused as damaged, not judged as a kernel failure */
+	remove(path);
+	snprintf(path, sizeof path, "%s/route-0000.safetensors", tmpdir);
+	FILE *rf = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(rf);
+	ck_assert_int_eq(fseek(rf, -1, SEEK_END), 0);
+	int last = fgetc(rf);
+	ck_assert_int_eq(fseek(rf, -1, SEEK_END), 0);
+	fputc(last ^ 0x40, rf);
+	fclose(rf);
+	ck_assert_int_eq(moe_vectors_check(tmpdir, moe_backend_reference(), "ref", ~0u, &rep), MOE_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(moe_last_error(), "hash mismatch"));
 	moe_vreport_free(&rep);
 	remove_tree(tmpdir);
 

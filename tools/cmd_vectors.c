@@ -17,10 +17,9 @@ static void usage(FILE *f)
 		"usage: moebench vectors export --out DIR [--op OP]... [--profile P]... [--seed S] [--full]\n"
 		"       moebench vectors check DIR [moebench verify options]\n\n"
 		"export  writes one safetensors file per catalogue case (inputs, the reference's expected\n"
-		"        outputs, the case spec and its parameters as __metadata__ strings) into DIR;\n"
-		"        ops route, norm, quantize, dequantize, expert (layer cases are not exported)\n"
+		"        outputs, the case spec and its parameters as __metadata__ strings) into DIR\n"
 		"  --out DIR      output folder (created if missing)\n"
-		"  --op OP        ops to export; repeatable or comma-separated; default: all of the above\n"
+		"  --op OP        ops to export; repeatable or comma-separated; default: all\n"
 		"  --profile P    routing profiles; repeatable; default: all\n"
 		"  --seed S       base seed of the catalogue (default 1)\n"
 		"  --full         the full catalogue instead of the quick one\n"
@@ -53,10 +52,6 @@ static int export_cmd(int argc, char **argv)
 				enum moe_op op;
 				if (moe_op_parse(t, &op) != MOE_OK) {
 					fprintf(stderr, "moebench vectors export: %s\n", moe_last_error());
-					return 2;
-				}
-				if (op == MOE_OP_LAYER) {
-					fprintf(stderr, "moebench vectors export: layer cases have no vector format\n");
 					return 2;
 				}
 				ops |= 1u << op;
@@ -96,7 +91,7 @@ static int export_cmd(int argc, char **argv)
 		return 2;
 	}
 	if (!ops)
-		ops = ((1u << MOE_OP_COUNT) - 1) & ~(1u << MOE_OP_LAYER);
+		ops = (1u << MOE_OP_COUNT) - 1;
 	if (!profiles)
 		profiles = (1u << MOE_PROFILE_COUNT) - 1;
 	struct moe_vcase_list cases = { 0 };

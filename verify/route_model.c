@@ -9,7 +9,8 @@
  * function), softmax p = exp(fl32(x - max)) / sum over the row (the fp32 subtraction is the one
  * every kernel performs, so it is mirrored), s + b with the bias rounded to bf16 where the
  * flashinfer grouped path does so. Logit keys use the float total order of the flashinfer key
- * (+0 above -0), so that equal keys mean equal bits. */
+ * (+0 above -0), so that equal keys mean equal bits, except under the hf profile, which ranks like
+ * torch.topk (-0 == +0). */
 #include <float.h>
 #include <math.h>
 
@@ -89,8 +90,9 @@ void moe_route_row_model(struct moe_route_row *rw)
 	case MOE_ROUTE_TOPK:
 	case MOE_ROUTE_LLAMA4:
 	case MOE_ROUTE_TOPK_SIGMOID:
+		/* hf ranks like torch.topk, where -0 == +0; the others by the flashinfer total order */
 		for (int32_t e = 0; e < E; e++) {
-			rw->key[e] = total_order_key(rw->L[e]);
+			rw->key[e] = p->profile == MOE_PROFILE_HF ? (double)rw->L[e] : total_order_key(rw->L[e]);
 			rw->delta[e] = 0.0;
 		}
 		break;

@@ -43,89 +43,130 @@ static void compare_y(const float *y, const double *y_ref, const double *bound, 
 		moe_vresult_untrusted(r, "no finite bound on %lld of %lld outputs", (long long)unbounded, (long long)n);
 }
 
-void moe_vrun_layer(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
-		    struct moe_vresult *r)
+/* The router's params as the layer runs them: rsf = 1 when the layer applies it at the output. */
+static struct moe_route_params layer_router(const struct moe_vcase *c)
+{
+	struct moe_route_params rp = c->route;
+	if (c->rsf_site == MOE_RSF_AT_OUTPUT)
+		rp.routed_scaling_factor = 1.0f;
+	return rp;
+}
+
+void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, const float *x, const void *logits,
+		      const float *L32, const void *bias, const float *b32, const struct moe_layer_weights *lw,
+		      const int32_t *ids_r, const float *w_r, struct moe_vscratch *s, struct moe_vresult *r)
 {
 	struct moe_layer_params lp;
 	moe_vcase_problem(c, &lp);
 	const int64_t T = c->T, H = c->expert.hidden;
 	const int32_t E = c->route.num_experts, K = c->route.top_k;
-	struct moe_route_params rp = c->route;
-	if (c->rsf_site == MOE_RSF_AT_OUTPUT)
-		rp.routed_scaling_factor = 1.0f;
-
-	float *x = moe_vscratch_get(s, 0, (size_t)(T * H) * sizeof(float));
-	float *L32 = moe_vscratch_get(s, 1, (size_t)(T * E) * sizeof(float));
-	void *logits = moe_vscratch_get(s, 2, (size_t)(T * E) * moe_storage_size(rp.logits_dtype));
-	float *b32 = rp.bias_dtype ? moe_vscratch_get(s, 3, (size_t)E * sizeof(float)) : NULL;
-	void *bias = rp.bias_dtype ? moe_vscratch_get(s, 4, (size_t)E * moe_storage_size(rp.bias_dtype)) : NULL;
-	int32_t *ids = moe_vscratch_get(s, 5, (size_t)(2 * T * K + MOE_GUARD) * sizeof(int32_t));
-	float *wts = moe_vscratch_get(s, 6, (size_t)(2 * T * K + MOE_GUARD) * sizeof(float));
-	float *y = moe_vscratch_get(s, 7, (size_t)(T * H + MOE_GUARD) * sizeof(float));
-	double *y_ref = moe_vscratch_get(s, 8, (size_t)(T * H) * sizeof(double));
-	double *bound = moe_vscratch_get(s, 9, (size_t)(T * H) * sizeof(double));
-	void *rws = moe_vscratch_get(s, 10, moe_route_scratch_bytes(E, rp.n_group));
-	void *ws = moe_vscratch_get(s, 11, moe_layer_workspace_bytes(&lp));
-	struct moe_expert_weights *ew = calloc((size_t)E + 1, sizeof *ew);
-	if (!x || !L32 || !logits || !ids || !wts || !y || !y_ref || !bound || !rws || !ws || !ew ||
-	    (rp.bias_dtype && (!b32 || !bias))) {
-		free(ew);
+	const struct moe_route_params rp = layer_router(c);
+	int32_t *ids_k = moe_vscratch_get(s, 16, (size_t)(T * K + MOE_GUARD) * sizeof(int32_t));
+	float *w_k = moe_vscratch_get(s, 17, (size_t)(T * K + MOE_GUARD) * sizeof(float));
+	float *y = moe_vscratch_get(s, 18, (size_t)(T * H + MOE_GUARD) * sizeof(float));
+	double *y_ref = moe_vscratch_get(s, 19, (size_t)(T * H) * sizeof(double));
+	double *bound = moe_vscratch_get(s, 20, (size_t)(T * H) * sizeof(double));
+	void *rws = moe_vscratch_get(s, 21, moe_route_scratch_bytes(E, rp.n_group));
+	void *ws = moe_vscratch_get(s, 22, moe_layer_workspace_bytes(&lp));
+	if (!ids_k || !w_k || !y || !y_ref || !bound || !rws || !ws) {
 		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
 		return;
 	}
-	int32_t *ids_r = ids, *ids_k = ids + T * K;
-	float *w_r = wts, *w_k = wts + T * K;
-
-	moe_gen_route(c, L32, b32);
-	moe_store_as(rp.logits_dtype, L32, logits, T * E);
-	moe_load_f32(rp.logits_dtype, logits, L32, T * E);
-	if (bias) {
-		moe_store_as(rp.bias_dtype, b32, bias, E);
-		moe_load_f32(rp.bias_dtype, bias, b32, E);
-	}
-	moe_gen_expert_x(c, c->seed ^ 0x2545f4914f6cdd1dull, T, H, x);
-	enum moe_status st = MOE_OK;
-	int32_t built = 0;
-	for (; built <= E && st == MOE_OK; built++) {
-		if (built == E && c->shared == MOE_SHARED_NONE)
-			break;
-		st = moe_gen_expert_weights(c, c->seed * 31u + (uint64_t)built + 1u,
-					    built == E ? c->shared_inter : c->expert.inter, &ew[built]);
-	}
-	if (st != MOE_OK) {
-		moe_vresult_untrusted(r, "cannot build the expert weights: %s", moe_last_error());
-		goto out;
-	}
-	struct moe_layer_weights lw = { ew, c->shared != MOE_SHARED_NONE ? &ew[E] : NULL };
-
-	moe_backend_reference()->route(&rp, T, logits, bias, ids_r, w_r);
 	for (int64_t i = 0; i < T * K + MOE_GUARD; i++) {
 		ids_k[i] = -2;
 		w_k[i] = NAN;
 	}
 	for (int64_t i = 0; i < T * H + MOE_GUARD; i++)
 		y[i] = NAN;
-	b->layer(&lp, x, logits, bias, &lw, y, ids_k, w_k, ws);
+	b->layer(&lp, x, logits, bias, lw, y, ids_k, w_k, ws);
 	for (int64_t i = 0; i < MOE_GUARD; i++) {
 		if (ids_k[T * K + i] != -2 || !isnan(w_k[T * K + i]) || !isnan(y[T * H + i])) {
 			snprintf(r->reason, sizeof r->reason, "wrote past the end of ids, weights or y");
 			moe_vresult_mismatch(r, "guard", i, 0, 0, 0, 0);
-			goto out;
+			return;
 		}
 	}
 	moe_route_compare(&rp, T, L32, b32, ids_r, w_r, ids_k, w_k, rws, r);
-	for (int64_t i = 0; i < T * K; i++) {
+	for (int64_t i = 0; i < T * K; i++)
 		if (ids_k[i] < 0 || ids_k[i] >= E)
-			goto out; /* already a routing failure; no expert output to judge */
-	}
+			return; /* already a routing failure; no expert output to judge */
 	struct moe_expert_f64_info info;
-	if (moe_layer_ref_f64(&lp, x, ids_k, w_k, &lw, y_ref, bound, &info) != MOE_OK) {
+	if (moe_layer_ref_f64(&lp, x, ids_k, w_k, lw, y_ref, bound, &info) != MOE_OK) {
 		moe_vresult_untrusted(r, "double reference refused the case: %s", moe_last_error());
-		goto out;
+		return;
 	}
 	compare_y(y, y_ref, bound, T * H, r);
-out:
-	for (int32_t e = 0; e < built && e <= E; e++)
+}
+
+enum moe_status moe_gen_layer_weights(const struct moe_vcase *c, struct moe_expert_weights **out)
+{
+	const int32_t E = c->route.num_experts;
+	const bool shared = c->shared != MOE_SHARED_NONE;
+	struct moe_expert_weights *ew = calloc((size_t)E + 1, sizeof *ew);
+	enum moe_status st = MOE_OK;
+	if (!ew)
+		return moe_fail(MOE_ERR_NOMEM, "layer: no memory for %d experts", E);
+	for (int32_t e = 0; e < E + shared && st == MOE_OK; e++)
+		st = moe_gen_expert_weights(c, c->seed * 31u + (uint64_t)e + 1u,
+					    e == E ? c->shared_inter : c->expert.inter, &ew[e]);
+	if (st != MOE_OK) {
+		moe_free_layer_weights(c, ew);
+		return st;
+	}
+	*out = ew;
+	return MOE_OK;
+}
+
+void moe_free_layer_weights(const struct moe_vcase *c, struct moe_expert_weights *ew)
+{
+	if (!ew)
+		return;
+	for (int32_t e = 0; e <= c->route.num_experts; e++)
 		moe_free_expert_weights(&ew[e]);
 	free(ew);
+}
+
+bool moe_gen_layer_inputs(const struct moe_vcase *c, struct moe_vscratch *s, struct moe_vlayer_inputs *in)
+{
+	const int64_t T = c->T, H = c->expert.hidden;
+	const int32_t E = c->route.num_experts, K = c->route.top_k;
+	const struct moe_route_params rp = layer_router(c);
+	const bool hb = rp.bias_dtype != MOE_DTYPE_NONE;
+	in->x = moe_vscratch_get(s, 0, (size_t)(T * H) * sizeof(float));
+	in->L32 = moe_vscratch_get(s, 1, (size_t)(T * E) * sizeof(float));
+	in->logits = moe_vscratch_get(s, 2, (size_t)(T * E) * moe_storage_size(rp.logits_dtype));
+	in->b32 = hb ? moe_vscratch_get(s, 3, (size_t)E * sizeof(float)) : NULL;
+	in->bias = hb ? moe_vscratch_get(s, 4, (size_t)E * moe_storage_size(rp.bias_dtype)) : NULL;
+	in->ids_r = moe_vscratch_get(s, 5, (size_t)(T * K) * sizeof(int32_t));
+	in->w_r = moe_vscratch_get(s, 6, (size_t)(T * K) * sizeof(float));
+	if (!in->x || !in->L32 || !in->logits || !in->ids_r || !in->w_r || (hb && (!in->b32 || !in->bias)))
+		return false;
+	moe_gen_route(c, in->L32, in->b32);
+	moe_store_as(rp.logits_dtype, in->L32, in->logits, T * E);
+	moe_load_f32(rp.logits_dtype, in->logits, in->L32, T * E);
+	if (hb) {
+		moe_store_as(rp.bias_dtype, in->b32, in->bias, E);
+		moe_load_f32(rp.bias_dtype, in->bias, in->b32, E);
+	}
+	moe_gen_expert_x(c, c->seed ^ 0x2545f4914f6cdd1dull, T, H, in->x);
+	moe_backend_reference()->route(&rp, T, in->logits, in->bias, in->ids_r, in->w_r);
+	return true;
+}
+
+void moe_vrun_layer(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
+		    struct moe_vresult *r)
+{
+	struct moe_vlayer_inputs in;
+	struct moe_expert_weights *ew;
+	if (!moe_gen_layer_inputs(c, s, &in)) {
+		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d", (long long)c->T, c->route.num_experts);
+		return;
+	}
+	if (moe_gen_layer_weights(c, &ew) != MOE_OK) {
+		moe_vresult_untrusted(r, "cannot build the expert weights: %s", moe_last_error());
+		return;
+	}
+	struct moe_layer_weights lw = { ew, c->shared != MOE_SHARED_NONE ? &ew[c->route.num_experts] : NULL };
+	moe_vcheck_layer(b, c, in.x, in.logits, in.L32, in.bias, in.b32, &lw, in.ids_r, in.w_r, s, r);
+	moe_free_layer_weights(c, ew);
 }

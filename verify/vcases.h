@@ -28,7 +28,7 @@ void moe_gen_expert_x(const struct moe_vcase *c, uint64_t seed, int64_t M, int64
 
 /* Checking a backend on given inputs against given oracle outputs: the runners generate both, the
  * golden-vector checker reads both from a file. Scratch slots 0..7 belong to the runners, 8..15 to
- * these checkers (16..17 for the expert checker). */
+ * these checkers (16..17 for the expert checker, 16..22 for the layer's). */
 void moe_vcheck_route(const struct moe_backend *b, const struct moe_vcase *c, const void *logits,
 		      const float *L32, const void *bias, const float *b32, const int32_t *ids_r,
 		      const float *w_r, struct moe_vscratch *s, struct moe_vresult *r);
@@ -51,6 +51,22 @@ void moe_vcheck_expert(const struct moe_backend *b, const struct moe_vcase *c, c
 enum moe_status moe_gen_expert_weights(const struct moe_vcase *c, uint64_t seed, int64_t inter,
 				       struct moe_expert_weights *w);
 void moe_free_expert_weights(struct moe_expert_weights *w);
+
+/* Layer cases: the generated inputs and the reference router's output (scratch slots 0..6), the
+ * expert weights (E routed, then the shared one; free with moe_free_layer_weights), and the check
+ * of a backend given all of them (scratch slots 16..22). */
+struct moe_vlayer_inputs {
+	float *x, *L32, *b32;
+	void *logits, *bias;
+	int32_t *ids_r;
+	float *w_r;
+};
+bool moe_gen_layer_inputs(const struct moe_vcase *c, struct moe_vscratch *s, struct moe_vlayer_inputs *in);
+enum moe_status moe_gen_layer_weights(const struct moe_vcase *c, struct moe_expert_weights **out);
+void moe_free_layer_weights(const struct moe_vcase *c, struct moe_expert_weights *ew);
+void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, const float *x, const void *logits,
+		      const float *L32, const void *bias, const float *b32, const struct moe_layer_weights *lw,
+		      const int32_t *ids_r, const float *w_r, struct moe_vscratch *s, struct moe_vresult *r);
 
 /* Bytes per element of a storage dtype (F32 4, BF16 2, NONE 0). */
 size_t moe_storage_size(enum moe_dtype t);
