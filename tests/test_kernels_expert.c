@@ -237,6 +237,93 @@ START_TEST(subnormals_are_numbers)
 }
 END_TEST
 
+/* Every finite FP8 E4M3 code in every weight (and, in a second and third case, one of the two NaN
+ * codes in one down row), under scales that take each decoder:
+ * block dequant scales s from 2^-140 (products in the fp32 subnormal range) to 2^9 (s * 2^120
+ * past the fp32 range: the general decoder), encode scales gs from 2^-3 to 2^20. A code decoded
+ * wrongly moves y by about |x * w|, far above the bound. */
+START_TEST(fp8_every_code_and_scale)
+{
+	static const float block_s[] = { 0x1p-140f, 0x1p-126f, 0.37f, 3.0f, 127.0f, 0x1p9f };
+	static const float enc_s[] = { 0x1p-3f, 1.7f, 448.0f, 0x1p20f };
+	static const enum moe_scaling sc[] = { MOE_SCALING_PER_TENSOR, MOE_SCALING_PER_CHANNEL, MOE_SCALING_BLOCK_1x128,
+					       MOE_SCALING_BLOCK_128x128 };
+	const struct fmt f = { MOE_DTYPE_FP8E4M3, sc[_i], MOE_SF_LINEAR, MOE_ACT_NONE, 1 };
+	const bool enc = sc[_i] == MOE_SCALING_PER_TENSOR || sc[_i] == MOE_SCALING_PER_CHANNEL;
+	const size_t ns = enc ? sizeof enc_s / sizeof enc_s[0] : sizeof block_s / sizeof block_s[0];
+	rng_state = 400u + (uint64_t)_i;
+	for (size_t v = 0; v < ns; v++) {
+		for (int nan = 0; nan < 3; nan++) {
+			struct problem pr;
+			make_problem(&pr, &f, 3, 272, 144);
+			struct moe_qtensor *const q[3] = { &pr.w.gate, &pr.w.up, &pr.w.down };
+			for (int t = 0; t < 3; t++) {
+				uint8_t *d = q[t]->data;
+				const int64_t n = q[t]->rows * q[t]->cols;
+				for (int64_t i = 0; i < n; i++) {
+					d[i] = (uint8_t)((i * 37 + t) & 255);
+					if ((d[i] & 0x7f) == 0x7f)
+						d[i] = 0x3c; /* 1.5 */
+				}
+				if (nan && t == 2) /* one NaN code: y[m][5] is NaN, every other y finite */
+					d[5 * q[t]->cols + 7] = nan == 1 ? 0x7f : 0xff;
+				float *s = q[t]->scales;
+				const size_t cnt = moe_qtensor_scale_bytes(q[t]) / sizeof(float);
+				/* one scale per tensor follows the list; the others vary around it by 2^-2..2^1 */
+				for (size_t i = 0; i < cnt; i++)
+					s[i] = (enc ? enc_s[v] : block_s[v]) * (float)(1u << (i % 4)) * 0.25f;
+			}
+			/* x about 1e-3 / (weight scale) keeps g, u and y finite; 2^100 at most, with the
+			 * smallest s (products of 2^-40 or so, down's products underflowing) */
+			const float xs = enc ? 1e-3f * enc_s[v] : fminf(1e-3f / block_s[v], 0x1p100f);
+			for (int64_t i = 0; i < pr.p.tokens * pr.p.hidden; i++)
+				pr.x[i] = (float)rng_normal() * xs;
+			reference(&pr);
+			ck_assert_msg(nan || !pr.info.unbounded, "vacuous case");
+			if (nan)
+				ck_assert_msg(isnan(pr.y_ref[5]) && isfinite(pr.y_ref[4]), "y_ref %g %g v=%zu nan=%d", pr.y_ref[4], pr.y_ref[5], v, nan);
+			check_all(&pr, nan ? "every finite fp8 code and a NaN code" : "every finite fp8 code");
+			free_problem(&pr);
+		}
+	}
+}
+END_TEST
+
+/* Every NVFP4 block-scale byte (finite ones) and every MX scale byte, in every layout, over
+ * rows long enough for the 64-column groups and with a 16- or 32-column tail after them. */
+START_TEST(fp4_every_scale_byte)
+{
+	static const struct fmt f4[] = {
+		{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_LINEAR, MOE_ACT_NONE, 16 },
+		{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_SWIZZLED_128x4, MOE_ACT_NONE, 16 },
+		{ MOE_DTYPE_NVFP4, MOE_SCALING_NVFP4, MOE_SF_SWIZZLED_8x4, MOE_ACT_BF16, 16 },
+		{ MOE_DTYPE_MXFP4, MOE_SCALING_MX, MOE_SF_LINEAR, MOE_ACT_NONE, 32 },
+	};
+	const struct fmt *f = &f4[_i];
+	const bool mx = f->dtype == MOE_DTYPE_MXFP4;
+	rng_state = 500u + (uint64_t)_i;
+	struct problem pr;
+	make_problem(&pr, f, 4, mx ? 288 : 272, mx ? 160 : 144);
+	struct moe_qtensor *const q[3] = { &pr.w.gate, &pr.w.up, &pr.w.down };
+	for (int t = 0; t < 3; t++) {
+		uint8_t *s = q[t]->scales;
+		const size_t n = moe_qtensor_scale_bytes(q[t]);
+		for (size_t i = 0; i < n; i++) {
+			/* NVFP4: E4M3 bytes but NaN, negative ones too; MX: 2^-127 .. 2^-7, a range whose products stay finite */
+			s[i] = mx ? (uint8_t)(i % 121) : (uint8_t)((i * 7 + (size_t)t) % 256);
+			if (!mx && (s[i] & 0x7f) == 0x7f)
+				s[i] = 0x38;
+		}
+	}
+	for (int64_t i = 0; i < pr.p.tokens * pr.p.hidden; i++)
+		pr.x[i] = (float)rng_normal() * (mx ? 0x1p60f : 1e-3f);
+	reference(&pr);
+	ck_assert_msg(!pr.info.unbounded, "vacuous case");
+	check_all(&pr, "every scale byte");
+	free_problem(&pr);
+}
+END_TEST
+
 /* Which problems the variants take: decode variants at most 16 tokens (more go to prefill), the
  * vdpbf16ps variant only bf16 weights with bf16 activations, every other variant every format;
  * dispatch picks a decode variant for 16 tokens. */
@@ -276,6 +363,8 @@ static Suite *expert_suite(void)
 	tcase_add_loop_test(tc, every_format_and_shape, 0, n);
 	tcase_add_loop_test(tc, non_finite_inputs, 0, n);
 	tcase_add_loop_test(tc, subnormals_are_numbers, 0, n);
+	tcase_add_loop_test(tc, fp8_every_code_and_scale, 0, 4);
+	tcase_add_loop_test(tc, fp4_every_scale_byte, 0, 4);
 	tcase_add_test(tc, supports_is_precise);
 	suite_add_tcase(s, tc);
 	return s;
