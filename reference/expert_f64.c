@@ -127,7 +127,7 @@ enum moe_status moe_expert_ref_f64_ex(const struct moe_expert_params *p, const f
 	const size_t n = (size_t)(h_count > i_count ? h_count : i_count);
 	struct moe_qtensor q;
 	size_t qd = 1, qs = 1;
-	if (moe_ref_act_qtensor(p->act_quant, m_count, h_count, &q)) {
+	if (moe_act_qtensor_format(p->act_quant, m_count, h_count, &q)) {
 		qd = moe_qtensor_data_bytes(&q);
 		qs = moe_qtensor_scale_bytes(&q) + 1;
 	}

@@ -50,15 +50,12 @@ bool moe_ref_layer_ws_layout(const struct moe_layer_params *p, struct moe_ref_la
  * NVFP4 tensor whose scales are swizzled. */
 void moe_ref_dequant_row(const struct moe_qtensor *q, int64_t r, float *out, uint8_t *sf_scratch);
 
-/* The qtensor act_quant quantizes an activation [rows][cols] into (data and scales NULL), with
- * global_scale 0; false for NONE and BF16, which need none. */
-bool moe_ref_act_qtensor(enum moe_act_quant aq, int64_t rows, int64_t cols, struct moe_qtensor *q);
 
 /* The NVFP4 global scale used for an activation: `given` when > 0, else derived from amax. */
 float moe_ref_act_global_scale(float given, float amax);
 
 /* in[rows][cols] quantized per aq and dequantized into out (out may be in). given_gs: the NVFP4
- * global scale (act_global_scale[0] or [1]); qdata/qscale: the buffers moe_ref_act_qtensor sizes. */
+ * global scale (act_global_scale[0] or [1]); qdata/qscale: the buffers moe_act_qtensor_format sizes. */
 void moe_ref_act_quant(enum moe_act_quant aq, float given_gs, int64_t rows, int64_t cols, const float *in,
 		       float *out, void *qdata, void *qscale);
 

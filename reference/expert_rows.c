@@ -62,7 +62,7 @@ void moe_ref_dequant_row(const struct moe_qtensor *q, int64_t r, float *out, uin
 	moe_dequantize__ref(&v, out);
 }
 
-bool moe_ref_act_qtensor(enum moe_act_quant aq, int64_t rows, int64_t cols, struct moe_qtensor *q)
+bool moe_act_qtensor_format(enum moe_act_quant aq, int64_t rows, int64_t cols, struct moe_qtensor *q)
 {
 	*q = (struct moe_qtensor){ .rows = rows, .cols = cols };
 	switch (aq) {
@@ -107,7 +107,7 @@ void moe_ref_act_quant(enum moe_act_quant aq, float given_gs, int64_t rows, int6
 	default:
 		break;
 	}
-	const bool coded = moe_ref_act_qtensor(aq, rows, cols, &q);
+	const bool coded = moe_act_qtensor_format(aq, rows, cols, &q);
 	assert(coded);
 	(void)coded;
 	q.data = qdata;
@@ -149,7 +149,7 @@ bool moe_ref_expert_ws_layout(const struct moe_expert_params *p, struct moe_ref_
 	const bool swizzled = p->weight_dtype == MOE_DTYPE_NVFP4 && p->weight_sf_layout != MOE_SF_LINEAR;
 	struct moe_qtensor q;
 	size_t qd = 0, qs = 0;
-	if (moe_ref_act_qtensor(p->act_quant, p->tokens, (int64_t)n, &q)) {
+	if (moe_act_qtensor_format(p->act_quant, p->tokens, (int64_t)n, &q)) {
 		qd = moe_qtensor_data_bytes(&q);
 		qs = moe_qtensor_scale_bytes(&q);
 		if (!qd)

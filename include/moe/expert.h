@@ -54,6 +54,11 @@ enum moe_status moe_act_quant_parse(const char *name, enum moe_act_quant *out);
 enum moe_status moe_expert_validate(const struct moe_expert_params *p, const struct moe_expert_weights *w);
 size_t moe_expert_workspace_bytes(const struct moe_expert_params *p);
 
+/* The quantized-tensor format an activation mode quantizes x or the intermediate into, for a
+ * [rows][cols] activation (FP8 per-tensor, FP8 1x128, NVFP4); false for NONE and BF16, which are
+ * plain fp32 roundings. Data and scale pointers are left NULL. */
+bool moe_act_qtensor_format(enum moe_act_quant aq, int64_t rows, int64_t cols, struct moe_qtensor *q);
+
 moe_expert_fn moe_expert__ref;
 
 /* Reference in double on the dequantized weights and (quantize-dequantized) activations, with an

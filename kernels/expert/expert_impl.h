@@ -283,27 +283,6 @@ static inline size_t ek_round64(size_t n)
 	return (n + 63) & ~(size_t)63;
 }
 
-static inline bool ek_act_qtensor(enum moe_act_quant aq, int64_t rows, int64_t cols, struct moe_qtensor *q)
-{
-	*q = (struct moe_qtensor){ .rows = rows, .cols = cols };
-	switch (aq) {
-	case MOE_ACT_FP8_TENSOR:
-		q->dtype = MOE_DTYPE_FP8E4M3;
-		q->scaling = MOE_SCALING_PER_TENSOR;
-		return true;
-	case MOE_ACT_FP8_1x128:
-		q->dtype = MOE_DTYPE_FP8E4M3;
-		q->scaling = MOE_SCALING_BLOCK_1x128;
-		return true;
-	case MOE_ACT_NVFP4:
-		q->dtype = MOE_DTYPE_NVFP4;
-		q->scaling = MOE_SCALING_NVFP4;
-		return true;
-	default:
-		return false;
-	}
-}
-
 static inline struct ek_ws ek_ws(const struct moe_expert_params *p, void *workspace)
 {
 	const size_t m = (size_t)p->tokens, h = (size_t)p->hidden, i = (size_t)p->inter, n = h > i ? h : i;
@@ -319,7 +298,7 @@ static inline struct ek_ws ek_ws(const struct moe_expert_params *p, void *worksp
 	at += ek_round64(swizzled ? n / 16 : 0);
 	struct moe_qtensor q;
 	size_t qd = 0;
-	if (ek_act_qtensor(p->act_quant, p->tokens, (int64_t)n, &q))
+	if (moe_act_qtensor_format(p->act_quant, p->tokens, (int64_t)n, &q))
 		qd = moe_qtensor_data_bytes(&q);
 	ws.qdata = base + at;
 	ws.qscale = base + at + ek_round64(qd);
@@ -356,7 +335,7 @@ static inline void ek_act_codec(const struct ek_codecs *cd, enum moe_act_quant a
 				int64_t cols, const float *in, float *out, const struct ek_ws *ws)
 {
 	struct moe_qtensor q;
-	const bool coded = ek_act_qtensor(aq, rows, cols, &q);
+	const bool coded = moe_act_qtensor_format(aq, rows, cols, &q);
 	assert(coded);
 	(void)coded;
 	q.data = ws->qdata;
