@@ -28,11 +28,16 @@ test-asan:
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-# Every Check unit-test executable under valgrind memcheck (slow: ~10 minutes on 2 cores). The
-# script-driven tests (CLI, mutants, SDK, numpy cross-check) run other programs and are left out.
-# valgrind cannot execute AVX-512: those tests skip their AVX-512 variants under it and say so.
+# Every Check unit-test executable (ctest label "unit") under valgrind memcheck, one after the
+# other (slow: ~12 minutes on 2 cores). The script-driven tests (CLI, mutants, SDK, numpy
+# cross-check) run other programs and are left out. valgrind cannot execute AVX-512: those tests
+# skip their AVX-512 variants under it and say so.
+VALGRIND_FLAGS ?= -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 valgrind: all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit -T memcheck --overwrite MemoryCheckCommandOptions="--leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite"
+	@cd $(BUILD) && fail=0; \
+	for t in $$(ctest -N -L unit | sed -n 's/^ *Test *#[0-9]*: //p'); do \
+		echo "== valgrind $$t"; CK_FORK=no valgrind $(VALGRIND_FLAGS) tests/$$t > /dev/null || { echo "FAIL $$t"; fail=1; }; \
+	done; exit $$fail
 
 # The default benchmark suite on this machine (a few minutes): results/<machine>-<date>/ gets
 # bench.json (Google Benchmark schema), bench.csv, context.json, table.txt, calibration.json,

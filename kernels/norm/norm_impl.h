@@ -17,6 +17,13 @@
 
 #include "moe/backend.h"
 
+/* The output store; an including file may name its own (norm_avx512bf16.c: the same rounding by a
+ * faster instruction) by defining MOE_NORM_STORE and MOE_NORM_STORE_TAIL first. */
+#ifndef MOE_NORM_STORE
+#define MOE_NORM_STORE vf_store
+#define MOE_NORM_STORE_TAIL vf_store_tail
+#endif
+
 /* Sum over the row of f(x) where f is x (square = false) or (x - c)^2 (square = true). */
 static inline float row_sum(const void *x, enum moe_dtype t, int64_t row, int64_t n, bool square, float c)
 {
@@ -71,12 +78,12 @@ static inline void norm_rows(const struct moe_norm_params *p, const void *x, con
 		int64_t j = 0;
 		for (; j + MOE_VW <= n; j += MOE_VW) {
 			const moe_vf z = vf_mul(vf_sub(vf_load(x, p->in_dtype, row + j), vmu), vr);
-			vf_store(y, p->out_dtype, row + j, vf_mul(vf_load(w, p->weight_dtype, j), z));
+			MOE_NORM_STORE(y, p->out_dtype, row + j, vf_mul(vf_load(w, p->weight_dtype, j), z));
 		}
 		if (j < n) {
 			const int m = (int)(n - j);
 			const moe_vf z = vf_mul(vf_sub(vf_load_tail(x, p->in_dtype, row + j, m, 0.0f), vmu), vr);
-			vf_store_tail(y, p->out_dtype, row + j, vf_mul(vf_load_tail(w, p->weight_dtype, j, m, 0.0f), z), m);
+			MOE_NORM_STORE_TAIL(y, p->out_dtype, row + j, vf_mul(vf_load_tail(w, p->weight_dtype, j, m, 0.0f), z), m);
 		}
 	}
 }
