@@ -17,8 +17,12 @@
 
 #include "moe/backend.h"
 
-/* The output store; an including file may name its own (norm_avx512bf16.c: the same rounding by a
- * faster instruction) by defining MOE_NORM_STORE and MOE_NORM_STORE_TAIL first. */
+/* The full-vector load and the output stores; an including file may name its own, with the same
+ * results, by defining MOE_NORM_LOAD, MOE_NORM_STORE and MOE_NORM_STORE_TAIL first
+ * (norm_avx512bf16.c: cheaper bf16 widening and the output rounding by AVX512_BF16). */
+#ifndef MOE_NORM_LOAD
+#define MOE_NORM_LOAD vf_load
+#endif
 #ifndef MOE_NORM_STORE
 #define MOE_NORM_STORE vf_store
 #define MOE_NORM_STORE_TAIL vf_store_tail
@@ -31,8 +35,8 @@ static inline float row_sum(const void *x, enum moe_dtype t, int64_t row, int64_
 	moe_vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
 	int64_t j = 0;
 	for (; j + 4 * MOE_VW <= n; j += 4 * MOE_VW) {
-		moe_vf v0 = vf_load(x, t, row + j), v1 = vf_load(x, t, row + j + MOE_VW);
-		moe_vf v2 = vf_load(x, t, row + j + 2 * MOE_VW), v3 = vf_load(x, t, row + j + 3 * MOE_VW);
+		moe_vf v0 = MOE_NORM_LOAD(x, t, row + j), v1 = MOE_NORM_LOAD(x, t, row + j + MOE_VW);
+		moe_vf v2 = MOE_NORM_LOAD(x, t, row + j + 2 * MOE_VW), v3 = MOE_NORM_LOAD(x, t, row + j + 3 * MOE_VW);
 		if (square) {
 			v0 = vf_sub(v0, vc);
 			v1 = vf_sub(v1, vc);
@@ -51,7 +55,7 @@ static inline float row_sum(const void *x, enum moe_dtype t, int64_t row, int64_
 	}
 	for (; j < n; j += MOE_VW) {
 		/* The fill makes the missing lanes contribute exactly 0 (c - c = 0). */
-		moe_vf v = n - j >= MOE_VW ? vf_load(x, t, row + j) : vf_load_tail(x, t, row + j, (int)(n - j), c);
+		moe_vf v = n - j >= MOE_VW ? MOE_NORM_LOAD(x, t, row + j) : vf_load_tail(x, t, row + j, (int)(n - j), c);
 		if (square) {
 			v = vf_sub(v, vc);
 			a0 = vf_fmadd(v, v, a0);
@@ -77,8 +81,8 @@ static inline void norm_rows(const struct moe_norm_params *p, const void *x, con
 		const moe_vf vmu = vf_set1(mu), vr = vf_set1(rstd);
 		int64_t j = 0;
 		for (; j + MOE_VW <= n; j += MOE_VW) {
-			const moe_vf z = vf_mul(vf_sub(vf_load(x, p->in_dtype, row + j), vmu), vr);
-			MOE_NORM_STORE(y, p->out_dtype, row + j, vf_mul(vf_load(w, p->weight_dtype, j), z));
+			const moe_vf z = vf_mul(vf_sub(MOE_NORM_LOAD(x, p->in_dtype, row + j), vmu), vr);
+			MOE_NORM_STORE(y, p->out_dtype, row + j, vf_mul(MOE_NORM_LOAD(w, p->weight_dtype, j), z));
 		}
 		if (j < n) {
 			const int m = (int)(n - j);
