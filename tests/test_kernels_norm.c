@@ -181,6 +181,66 @@ END_TEST
 
 /* A mean far from zero relative to the spread (1000 + N(0,1)): the two-pass variance must stay
  * accurate, and a one-pass E[x^2] - E[x]^2 would not meet the bound. Also eps = 0. */
+/* The AVX512-BF16 variant rounds its bf16 output with vcvtneps2bf16, which flushes subnormal
+ * results and canonicalizes NaNs, and falls back to the exact integer rounding for such vectors:
+ * its output must equal the AVX-512 kernel's bit for bit, including subnormal outputs (weights of
+ * 1e-39), NaN rows and overflow to infinity. */
+START_TEST(test_bf16_output_matches_avx512_bitwise)
+{
+	const struct moe_builtin *fast = moe_builtin_find("moe_norm__avx512bf16");
+	const struct moe_builtin *base = moe_builtin_find("moe_norm__avx512");
+	ck_assert_ptr_nonnull(fast);
+	ck_assert_ptr_nonnull(base);
+	if (moe_isa_hardware() < MOE_ISA_AVX512_BF16) {
+		fprintf(stderr, "test_kernels_norm: AVX512_BF16 unavailable here, bitwise bf16 check skipped\n");
+		return;
+	}
+	static const enum moe_dtype dts[2] = { MOE_DTYPE_F32, MOE_DTYPE_BF16 };
+	rng_state = 99;
+	long subnormal_outputs = 0, compared = 0;
+	for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+		for (int combo = 0; combo < 8; combo++) {
+			struct moe_norm_params p = {
+				.kind = (combo & 4) ? MOE_NORM_RMSNORM : MOE_NORM_LAYERNORM,
+				.rows = 4, .cols = widths[wi], .eps = 1e-5f,
+				.in_dtype = dts[combo & 1], .weight_dtype = dts[(combo >> 1) & 1],
+				.out_dtype = MOE_DTYPE_BF16,
+			};
+			ck_assert(fast->table->supports(MOE_OP_NORM, &p));
+			const size_t n = (size_t)(p.rows * p.cols);
+			void *x = malloc(n * 4), *w = malloc((size_t)p.cols * 4);
+			moe_bf16 *y1 = malloc(n * 2), *y2 = malloc(n * 2);
+			ck_assert(x && w && y1 && y2);
+			for (size_t k = 0; k < n; k++)
+				put(x, p.in_dtype, (int64_t)k, (float)rng_normal());
+			if (p.cols > 2) /* row 3: a NaN; row 2: a huge value that overflows bf16 after w */
+				put(x, p.in_dtype, 3 * p.cols + 1, NAN);
+			for (int64_t j = 0; j < p.cols; j++) {
+				/* every third weight tiny, so outputs land among the bf16 subnormals */
+				const float wj = (j % 3 == 0) ? 1e-39f * (float)(1 + j % 7) : (float)(1.0 + 0.3 * rng_normal());
+				put(w, p.weight_dtype, j, j == 2 ? 3e38f : wj);
+			}
+			fast->table->norm(&p, x, w, y1);
+			base->table->norm(&p, x, w, y2);
+			for (size_t k = 0; k < n; k++) {
+				ck_assert_msg(y1[k] == y2[k], "cols %lld combo %d element %zu: 0x%04x vs 0x%04x",
+					      (long long)p.cols, combo, k, y1[k], y2[k]);
+				subnormal_outputs += (y2[k] & 0x7f80) == 0 && (y2[k] & 0x7f) != 0;
+				compared++;
+			}
+			free(x);
+			free(w);
+			free(y1);
+			free(y2);
+		}
+	}
+	/* the check must have seen subnormal outputs, or it proves nothing about the fallback */
+	ck_assert_int_gt(subnormal_outputs, 100);
+	fprintf(stderr, "test_kernels_norm: bf16 output bitwise: %ld elements, %ld subnormal\n", compared,
+		subnormal_outputs);
+}
+END_TEST
+
 START_TEST(test_offset_mean_and_zero_eps)
 {
 	rng_state = 99;
@@ -293,6 +353,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_list_has_both_isas);
 	tcase_add_test(tc, test_random_all_dtypes);
+	tcase_add_test(tc, test_bf16_output_matches_avx512_bitwise);
 	tcase_add_test(tc, test_offset_mean_and_zero_eps);
 	tcase_add_test(tc, test_nonfinite_rows);
 	tcase_add_test(tc, test_zero_rows_writes_nothing);
