@@ -10,14 +10,7 @@
 #include <string.h>
 
 #include "bench.h"
-
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+#include "moe/rng.h"
 
 void moe_bench_fill_normal(float *x, size_t n, float sigma, uint64_t seed)
 {
@@ -25,7 +18,7 @@ void moe_bench_fill_normal(float *x, size_t n, float sigma, uint64_t seed)
 	const float scale = sigma * 1.7320508f / 65536.0f;
 	uint64_t s = seed;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t r = splitmix64(&s);
+		uint64_t r = moe_splitmix64(&s);
 		float u = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) + (float)((r >> 32) & 0xffff) +
 			  (float)(r >> 48);
 		x[i] = (u - 2 * 65535.5f) * scale;

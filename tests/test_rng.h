@@ -1,20 +1,18 @@
-/* The seeded generator the kernel tests share: splitmix64 (every seed, 0 included, gives a
- * full-period stream), uniforms in (0, 1) and Box-Muller normals. Each test file has its own
- * stream; seed it by assigning rng_state. */
+/* The seeded generator the kernel tests share: moe_splitmix64 (include/moe/rng.h), uniforms in
+ * (0, 1) and Box-Muller normals. Each test file has its own stream; seed it by assigning rng_state. */
 #ifndef MOE_TESTS_TEST_RNG_H
 #define MOE_TESTS_TEST_RNG_H
 
 #include <math.h>
 #include <stdint.h>
 
+#include "moe/rng.h"
+
 static uint64_t rng_state;
 
 static inline uint64_t rng_next(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return moe_splitmix64(&rng_state);
 }
 
 static inline double rng_uniform(void)

@@ -22,8 +22,6 @@ void selfcheck_row_begin(struct selfcheck *sc);
 void selfcheck_expect(struct selfcheck *sc, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void selfcheck_row_end(struct selfcheck *sc, const char *op, const char *name);
 
-/* xorshift-style generator for reproducible inputs */
-uint64_t selfcheck_rand(uint64_t *state);
 float selfcheck_normal(uint64_t *state);
 
 void selfcheck_route(struct selfcheck *sc);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "moe/moe.h"
+#include "moe/rng.h"
 #include "selfcheck.h"
 
 void selfcheck_layer(struct selfcheck *sc)
@@ -26,7 +27,7 @@ void selfcheck_layer(struct selfcheck *sc)
 			int32_t e;
 			bool dup;
 			do {
-				e = 1 + (int32_t)(selfcheck_rand(&rng) % 15);
+				e = 1 + (int32_t)(moe_splitmix64(&rng) % 15);
 				dup = false;
 				for (int j = 1; j < k; j++)
 					dup |= ids[t * K + j] == e;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "moe/rng.h"
 #include "selfcheck.h"
 
 static double now_s(void)
@@ -48,19 +49,10 @@ void selfcheck_row_end(struct selfcheck *sc, const char *op, const char *name)
 		sc->rows_failed++;
 }
 
-uint64_t selfcheck_rand(uint64_t *s)
-{
-	/* splitmix64: every seed, including 0, gives a full-period stream */
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 float selfcheck_normal(uint64_t *s)
 {
 	/* Box-Muller on two 53-bit uniforms in (0, 1] */
-	double u1 = ((double)(selfcheck_rand(s) >> 11) + 1.0) * 0x1p-53;
-	double u2 = (double)(selfcheck_rand(s) >> 11) * 0x1p-53;
+	double u1 = ((double)(moe_splitmix64(s) >> 11) + 1.0) * 0x1p-53;
+	double u2 = (double)(moe_splitmix64(s) >> 11) * 0x1p-53;
 	return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }

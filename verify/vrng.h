@@ -6,17 +6,11 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "moe/rng.h"
+
 struct moe_vrng {
 	uint64_t s[4];
 };
-
-static inline uint64_t moe_splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static inline void moe_vrng_seed(struct moe_vrng *r, uint64_t seed)
 {

@@ -11,6 +11,7 @@
 #include "moe/models.h"
 #include "moe/norm.h"
 #include "moe/registry.h"
+#include "moe/rng.h"
 #include "moe/routing.h"
 #include "moe/status.h"
 
