@@ -321,6 +321,12 @@ struct moe_bench_options {
 	int64_t shape_T[16], shape_M[16], shape_rows[16];
 	int n_T, n_M, n_rows;          /* 0 = the defaults */
 	int warm_cold;                 /* 1 warm only, 2 cold only, 3 both */
+	/* Synthetic routing cases (--method): 1 << method for each method to time on one shape
+	 * instead of the models' routers; 0 = the models'. */
+	unsigned route_methods;
+	unsigned route_profiles;       /* 1 << profile; 0 = vllm */
+	int32_t route_E, route_K, route_G, route_TG; /* 0 = defaults (cases.c) */
+	enum moe_dtype route_logits;   /* NONE = f32 */
 	bool quick;                    /* fewer models and shapes */
 	bool list_only;
 };

@@ -7,7 +7,7 @@
  * (plus f32 weights and activations for Qwen3-30B-A3B, the problem the OpenBLAS baseline solves);
  * its whole MoE layer at T in {1, 16, 256} when all its experts fit the layer benchmark's memory
  * cap (models named explicitly are always tried, and refused with the reason). Options replace the
- * shape lists. Within a sweep, cases run smallest first so the suite can predict and skip a call
+ * shape lists; --method replaces the models' routers by chosen methods on one synthetic shape. Within a sweep, cases run smallest first so the suite can predict and skip a call
  * that would blow the time budget before running it. */
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +119,58 @@ static bool selected(const struct moe_bench_options *o, enum moe_op op)
 	return o->op_mask == 0 || (o->op_mask & (1u << op));
 }
 
+/* --method: each chosen method on one synthetic router shape instead of the models' routers, at
+ * every T, under every chosen profile (default vllm). E = 128, K = 8 unless --shape says otherwise;
+ * DeepSeekV3 defaults to E = 256 in G = 8 groups of which TG = 4 are kept and rsf = 2.5 (DeepSeek-V3's
+ * router); Llama4 always has K = 1. MiniMax2 and DeepSeekV3 get an fp32 correction bias. Logits are
+ * fp32 unless --logits bf16. A combination the engines refuse fails the build of the case list with
+ * moe_route_validate's message. */
+static void synthetic_routes(struct builder *b, const struct moe_bench_options *o, const int64_t *T, int nT)
+{
+	static const struct moe_model_shape synthetic = { .name = "synthetic" };
+	const unsigned profiles = o->route_profiles ? o->route_profiles : 1u << MOE_PROFILE_VLLM;
+	for (int m = 0; m < MOE_ROUTE_METHOD_COUNT; m++) {
+		if (!(o->route_methods & (1u << m)))
+			continue;
+		const bool dsv3 = m == MOE_ROUTE_DEEPSEEKV3;
+		const int32_t E = o->route_E ? o->route_E : dsv3 ? 256 : 128;
+		const int32_t K = m == MOE_ROUTE_LLAMA4 ? 1 : o->route_K ? o->route_K : 8;
+		for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+			if (!(profiles & (1u << pr)))
+				continue;
+			struct moe_route_params p = moe_route_params_default((enum moe_routing_method)m, E, K);
+			p.profile = (enum moe_profile)pr;
+			p.logits_dtype = o->route_logits == MOE_DTYPE_BF16 ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+			if (dsv3) {
+				p.n_group = o->route_G ? o->route_G : 8;
+				p.topk_group = o->route_TG ? o->route_TG : 4;
+				p.routed_scaling_factor = 2.5f;
+			}
+			if (dsv3 || m == MOE_ROUTE_MINIMAX2)
+				p.bias_dtype = MOE_DTYPE_F32;
+			if (b->s == MOE_OK)
+				b->s = moe_route_validate(&p);
+			char shape[64];
+			if (p.n_group > 1)
+				snprintf(shape, sizeof shape, "E%d-G%d-TG%d-K%d", E, p.n_group, p.topk_group, K);
+			else
+				snprintf(shape, sizeof shape, "E%d-K%d", E, K);
+			for (int i = 0; i < nT; i++) {
+				struct moe_bench_case *c = add(b, MOE_OP_ROUTE, &synthetic);
+				if (!c)
+					return;
+				c->u.route.p = p;
+				c->u.route.tokens = T[i];
+				c->axis = (double)T[i];
+				snprintf(c->group, sizeof c->group, "route/synthetic-%s/%s-%s-%s", shape,
+					 moe_routing_method_name(p.method), moe_dtype_name(p.logits_dtype),
+					 moe_profile_name(p.profile));
+				snprintf(c->key, sizeof c->key, "%.150s/T:%lld", c->group, (long long)T[i]);
+			}
+		}
+	}
+}
+
 enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct moe_bench_case **cases,
 				      size_t *count)
 {
@@ -151,7 +203,9 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 	int nR = o->n_rows ? o->n_rows : 2;
 	const int warm_cold = o->warm_cold ? o->warm_cold : 3;
 
-	for (size_t k = 0; k < nm && selected(o, MOE_OP_ROUTE); k++) {
+	if (o->route_methods && selected(o, MOE_OP_ROUTE))
+		synthetic_routes(&b, o, T, nT);
+	for (size_t k = 0; k < nm && !o->route_methods && selected(o, MOE_OP_ROUTE); k++) {
 		const struct moe_model_shape *m = list[k];
 		for (int i = 0; i < nT; i++) {
 			struct moe_bench_case *c = add(&b, MOE_OP_ROUTE, m);

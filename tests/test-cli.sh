@@ -27,4 +27,15 @@ check selfcheck-extra-arg 2 "unexpected argument" -- "$bin" selfcheck extra
 check selfcheck 0 ' 0 failed' -- "$bin" selfcheck
 check default-job 0 'selfcheck of the scalar reference' -- "$bin"
 check info 0 'built-in backends' -- "$bin" info
+check bench-method-list 0 '^route/synthetic-E256-G8-TG4-K8/DeepSeekV3-f32-flashinfer/T:4096$' -- \
+	"$bin" bench --method all --profile flashinfer,vllm --shape T=4096 --list
+n=$("$bin" bench --method all --profile flashinfer,vllm --shape T=16,4096 --list | grep -c '^route/synthetic-')
+if [ "$n" -eq 40 ]; then echo "ok   bench-method-count"; else echo "FAIL bench-method-count: $n cases, expected 10 methods x 2 profiles x 2 T = 40"; fail=1; fi
+check bench-method-shape 0 '^route/synthetic-E64-K4/Sigmoid-bf16-vllm/T:1$' -- \
+	"$bin" bench --method sigmoid --shape E=64 --shape K=4 --shape T=1 --logits bf16 --list
+check bench-method-llama4-k1 0 '^route/synthetic-E128-K1/Llama4-f32-vllm/T:1$' -- "$bin" bench --method Llama4 --shape T=1 --list
+check bench-method-bad 2 "unknown routing method 'bogus'" -- "$bin" bench --method Sigmoid,bogus --list
+check bench-method-invalid 2 'E=100 must be a multiple of n_group=8' -- "$bin" bench --method DeepSeekV3 --shape E=100 --list
+check bench-profile-alone 2 'apply to --method only' -- "$bin" bench --profile hf --list
+check bench-logits-bad 2 "bad --logits 'f16'" -- "$bin" bench --method Default --logits f16 --list
 exit $fail

@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: moebench bench [--backend NAME|PATH.so]... [--op OP[,OP...]] [--model NAME[,NAME...]]\n"
-		"                      [--shape T=..|M=..|rows=..] [--threads N] [--min-time S] [--reps N]\n"
+		"                      [--shape T=..|M=..|rows=..|E=..|K=..|G=..|TG=..] [--method M[,M...]]\n"
+		"                      [--threads N] [--min-time S] [--reps N]\n"
 		"                      [--cold|--warm] [--json FILE] [--csv FILE] [--out DIR] [options]\n\n"
 		"Measures every op the backends provide on the shapes of real models (DeepSeek-V3, Qwen3-30B-A3B,\n"
 		"Command A+, MiniMax-M2, gpt-oss, Mixtral) and reports time, GFLOP/s, GB/s, tokens/s, the fraction\n"
@@ -31,7 +32,15 @@ static void usage(FILE *f)
 		"  --model LIST       qwen3-30b-a3b, deepseek-v3, command-a-plus, minimax-m2, gpt-oss-20b,\n"
 		"                     mixtral-8x7b (default: all)\n"
 		"  --shape K=V[,V]    replace a shape list: T (routing and layer tokens), M (tokens per expert),\n"
-		"                     rows (norm rows); repeatable\n"
+		"                     rows (norm rows); or, with --method, one value of E, K, G or TG for the\n"
+		"                     synthetic router; repeatable\n"
+		"  --method LIST      time these routing methods (Default, Renormalize, DeepSeekV3, Llama4,\n"
+		"                     RenormalizeNaive, TopK, SigmoidRenorm, MiniMax2, Sigmoid, TopKSigmoid, or\n"
+		"                     all) on a synthetic router instead of the models': E=128 K=8 (DeepSeekV3\n"
+		"                     E=256 G=8 TG=4 rsf 2.5; Llama4 K=1), fp32 logits, normal(0,1); implies\n"
+		"                     --op route unless --op is given\n"
+		"  --profile LIST     flashinfer, vllm, hf: the profiles --method runs (default vllm)\n"
+		"  --logits DTYPE     f32 or bf16 logits for --method (default f32)\n"
 		"  --threads N        N pinned threads, each running its own instance concurrently; rates count\n"
 		"                     all N (default 1)\n"
 		"  --min-time S       seconds per sample, at least (default 0.02)\n"
@@ -76,7 +85,22 @@ static bool parse_int(const char *s, long *out)
 	return true;
 }
 
-/* "T=1,16,256" into the option's list. */
+/* "Default,Sigmoid" or "all" into 1 << method bits; false with moe_last_error() naming the bad one. */
+static bool parse_methods(char *arg, unsigned *mask)
+{
+	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+		enum moe_routing_method m;
+		if (!strcmp(tok, "all"))
+			*mask |= (1u << MOE_ROUTE_METHOD_COUNT) - 1;
+		else if (moe_routing_method_parse(tok, &m) != MOE_OK || m >= MOE_ROUTE_METHOD_COUNT)
+			return false;
+		else
+			*mask |= 1u << m;
+	}
+	return *mask != 0;
+}
+
+/* "T=1,16,256" into the option's list; "E=128" (also K, G, TG) into the synthetic router. */
 static bool parse_shape(const char *arg, struct moe_bench_options *o)
 {
 	char buf[256];
@@ -85,6 +109,15 @@ static bool parse_shape(const char *arg, struct moe_bench_options *o)
 	if (!eq)
 		return false;
 	*eq = '\0';
+	int32_t *one = !strcmp(buf, "E") ? &o->route_E : !strcmp(buf, "K") ? &o->route_K :
+		       !strcmp(buf, "G") ? &o->route_G : !strcmp(buf, "TG") ? &o->route_TG : NULL;
+	if (one) {
+		long v;
+		if (!parse_int(eq + 1, &v) || v < 1 || v > 4096)
+			return false;
+		*one = (int32_t)v;
+		return true;
+	}
 	int64_t *list;
 	int *n;
 	if (!strcmp(buf, "T"))
@@ -178,7 +211,7 @@ static void load_calibration(const char *path_opt, bool may_calibrate, const str
 int moe_cmd_bench(int argc, char **argv)
 {
 	enum { O_MIN_TIME = 256, O_BUDGET, O_COLD, O_WARM, O_QUICK, O_JSON, O_CSV, O_OUT, O_NO_BASE, O_NO_TORCH,
-	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE };
+	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS };
 	static const struct option longopts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "op", required_argument, NULL, 'o' },
 		{ "model", required_argument, NULL, 'm' }, { "shape", required_argument, NULL, 's' },
@@ -191,6 +224,8 @@ int moe_cmd_bench(int argc, char **argv)
 		{ "torch-script", required_argument, NULL, O_TORCH },
 		{ "calibration", required_argument, NULL, O_CAL }, { "no-calibrate", no_argument, NULL, O_NO_CAL },
 		{ "list", no_argument, NULL, O_LIST }, { "machine-name", no_argument, NULL, O_MACHINE },
+		{ "method", required_argument, NULL, O_METHOD }, { "profile", required_argument, NULL, O_PROFILE },
+		{ "logits", required_argument, NULL, O_LOGITS },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct moe_bench_options o = { .cfg = { .min_time = 0.02, .reps = 7, .threads = 1, .budget = 5 } };
@@ -231,7 +266,8 @@ int moe_cmd_bench(int argc, char **argv)
 		case 's':
 			if (!parse_shape(optarg, &o)) {
 				fprintf(stderr, "moebench bench: bad --shape '%s' (T=, M= or rows= followed by up to 16 "
-						"positive integers separated by commas)\n", optarg);
+						"positive integers separated by commas, or one of E=, K=, G=, TG= with one "
+						"positive integer up to 4096)\n", optarg);
 				return 2;
 			}
 			break;
@@ -277,6 +313,32 @@ int moe_cmd_bench(int argc, char **argv)
 		case O_NO_CAL: calibrate = false; break;
 		case O_LIST: o.list_only = true; break;
 		case O_MACHINE: machine_only = true; break;
+		case O_METHOD: {
+			char arg[256];
+			snprintf(arg, sizeof arg, "%s", optarg);
+			if (!parse_methods(arg, &o.route_methods)) {
+				fprintf(stderr, "moebench bench: bad --method '%s': %s\n", optarg, moe_last_error());
+				return 2;
+			}
+			break;
+		}
+		case O_PROFILE:
+			for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+				enum moe_profile pr;
+				if (moe_profile_parse(tok, &pr) != MOE_OK) {
+					fprintf(stderr, "moebench bench: bad --profile: %s\n", moe_last_error());
+					return 2;
+				}
+				o.route_profiles |= 1u << pr;
+			}
+			break;
+		case O_LOGITS:
+			if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0) {
+				fprintf(stderr, "moebench bench: bad --logits '%s' (f32 or bf16)\n", optarg);
+				return 2;
+			}
+			o.route_logits = strcmp(optarg, "bf16") == 0 ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
+			break;
 		case 'h': usage(stdout); return 0;
 		default:
 			fprintf(stderr, "moebench bench: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
@@ -289,6 +351,17 @@ int moe_cmd_bench(int argc, char **argv)
 	}
 	for (char *tok = strtok(model_buf, ","); tok && nmodels < 15; tok = strtok(NULL, ","))
 		o.models[nmodels++] = tok;
+	if (!o.route_methods && (o.route_profiles || o.route_logits || o.route_E || o.route_K || o.route_G || o.route_TG)) {
+		fprintf(stderr, "moebench bench: --profile, --logits and --shape E=/K=/G=/TG= apply to --method only\n");
+		return 2;
+	}
+	if (o.route_methods && !o.op_mask)
+		o.op_mask = 1u << MOE_OP_ROUTE;
+	if (o.route_methods && nmodels) {
+		fprintf(stderr, "moebench bench: --method replaces the models' routers; give --op to time other ops of "
+				"--model in a separate run\n");
+		return 2;
+	}
 
 	struct moe_bench_topo topo;
 	moe_bench_topo_get(&topo);
