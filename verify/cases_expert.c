@@ -1,7 +1,7 @@
 /* Expert cases: every weight format of expert.h with the activation handling that goes with it
  * (fp32, W16A16, W8A16/W8A8 per-tensor and DeepSeek blocks, NVFP4 W4A16 and W4A4 in every scale
  * layout, MXFP4 W4A16), small shapes that keep --quick fast plus gpt-oss and DeepSeek hidden sizes
- * in --full, M = 0, 1 and a few tokens, and activations with outliers. Weights are drawn in fp32
+ * in --full, M = 0, 1 and a few tokens (decode) and 17 to 257 (prefill), and activations with outliers. Weights are drawn in fp32
  * and quantized by the reference quantizer (the quantizer is not under test here). */
 #include <math.h>
 #include <stdio.h>
@@ -66,6 +66,24 @@ enum moe_status moe_catalogue_expert(enum moe_vdepth depth, uint64_t base_seed, 
 					if (s != MOE_OK)
 						return s;
 				}
+			}
+		}
+		/* Prefill: more than 16 tokens, which the decode variants decline and the prefill ones take
+		 * (a remainder tile at 17 and 257, whole tiles at 64). */
+		static const int64_t prefill[][3] = { { 17, 256, 64 }, { 64, 128, 96 }, { 257, 64, 32 } };
+		const size_t nprefill = depth == MOE_DEPTH_FULL ? 3 : 1;
+		for (size_t mi = 0; mi < nprefill; mi++) {
+			for (size_t gi = 0; gi < sizeof gens / sizeof gens[0]; gi++, n++) {
+				c.T = c.expert.tokens = prefill[mi][0];
+				c.expert.hidden = prefill[mi][1];
+				c.expert.inter = prefill[mi][2];
+				c.gen = gens[gi];
+				c.seed = base_seed + n * 32452843u;
+				if (moe_vcase_validate(&c) != MOE_OK)
+					continue;
+				enum moe_status s = moe_vcase_push(out, &c);
+				if (s != MOE_OK)
+					return s;
 			}
 		}
 	}

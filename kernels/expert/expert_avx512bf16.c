@@ -1,11 +1,12 @@
 /* The W16A16 expert MLP with AVX512_BF16 (vdpbf16ps), bf16 weights and act_quant BF16 only:
- *   moe_expert__avx512bf16_prefill  12 tokens x 32 columns of fp32 accumulators over panels of
- *                                   256 k (128 bf16 pairs) x 32 columns, two products per lane
- *                                   and instruction: twice the fp32 FMA rate
- * Order of operations and bound: expert_impl.h (vdpbf16ps rounds each of its two additions to
- * nearest even, an fp32 accumulation like any other). vdpbf16ps flushes subnormal inputs to zero,
- * so the kernel scans weights and activations first and runs the fp32 AVX-512 path of the same
- * file when one holds any. Fewer tokens go to the decode variants, which stream the weights. */
+ *   moe_expert__avx512bf16_prefill  up to 12 tokens x 32 columns of fp32 accumulators over panels
+ *                                   of 128 bf16 pairs x 32 columns, packed once per call, two
+ *                                   products per lane and instruction: twice the fp32 FMA rate
+ * Order of operations, bound and blocking: expert_bf16_prefill.h (vdpbf16ps rounds each of its
+ * two additions to nearest even, an fp32 accumulation like any other). vdpbf16ps flushes
+ * subnormal inputs to zero, so the kernel checks weights and activations as it goes and runs the
+ * fp32 AVX-512 path of expert_impl.h from the start when one holds any. Fewer tokens go to the
+ * decode variants, which stream the weights. */
 #include "simd/simd_avx512.h"
 #include "expert/expert_simd_avx512.h"
 
@@ -26,7 +27,7 @@ void moe_expert__avx512bf16_prefill(const struct moe_expert_params *p, const flo
 	assert(moe_expert_validate(p, w) == MOE_OK && moe_expert__avx512bf16_prefill_supports(MOE_OP_EXPERT, p));
 	if (p->tokens == 0)
 		return;
-	if (!ek_bf16_dot_ok(p, w) || !ek_expert_bf16_dot(p, x, w, y, workspace))
+	if (!ek_expert_bf16_dot(p, x, w, y, workspace))
 		ek_expert_fmt(true, p, x, w, y, workspace, &codecs);
 }
 

@@ -143,6 +143,7 @@ EK_ALWAYS void ekl_row(enum ekl_fmt fmt, const struct ekl_wt *t, int64_t row, st
 	case EKL_BF16: st->p = w->data + elems * 2; break;
 	case EKL_FP8_MUL:
 		st->p = w->data + elems;
+		st->s = _mm512_setzero_ps(); /* set per 128-column block by ekl_dot */
 		st->bs = (const float *)w->scales +
 			 (w->scaling == MOE_SCALING_BLOCK_1x128 ? row : row / 128) * w->nbc;
 		break;
