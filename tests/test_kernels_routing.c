@@ -607,6 +607,100 @@ START_TEST(test_saturated_ties)
 }
 END_TEST
 
+/* test_saturated_ties with K = 8, so that the block path sorts the K + 1 = 9 best in slot-major
+ * order and computes the weights with one token per lane: experts 8..23 have logits 20 + e
+ * (distinct, increasing with the index), the others -1. Every sigmoid of a logit >= 20 rounds to
+ * 1.0f (exp(-20) ~ 2e-9 is below half an ulp of 1, 2^-25; tanh(10) likewise), so the reference
+ * ranks sixteen equal scores and takes the eight lowest indices, 8..15, in index order, weights
+ * 1 (Sigmoid) or 1/8 = 0.125 (SigmoidRenorm: S = 8 exactly). Ranking the logits would give
+ * 23..16. T = 37: two full blocks and a partial one, every token alike. */
+START_TEST(test_saturated_ties_k8)
+{
+	enum { T = 37, E = 32, K = 8 };
+	static float lg[T * E];
+	for (int t = 0; t < T; t++)
+		for (int e = 0; e < E; e++)
+			lg[t * E + e] = e >= 8 && e < 24 ? 20.0f + (float)e : -1.0f;
+	for (int mi = 0; mi < 2; mi++) {
+		for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+			struct moe_route_params p = moe_route_params_default(mi ? MOE_ROUTE_SIGMOID_RENORM : MOE_ROUTE_SIGMOID, E, K);
+			p.profile = (enum moe_profile)pr;
+			p.renormalize = true;
+			const float want = mi ? 0.125f : 1.0f;
+			for (size_t i = 0; i < moe_builtin_count(); i++) {
+				const struct moe_builtin *bt = moe_builtin_at(i);
+				if (!moe_backend_provides(bt->table, MOE_OP_ROUTE, &p) || bt->isa > moe_isa_hardware())
+					continue;
+				int32_t ids[T * K];
+				float w[T * K];
+				bt->table->route(&p, T, lg, NULL, ids, w);
+				for (int t = 0; t < T; t++)
+					for (int k = 0; k < K; k++)
+						ck_assert_msg(ids[t * K + k] == 8 + k && w[t * K + k] == want,
+							      "%s %s/%s token %d slot %d: id %d weight %a", bt->table->name,
+							      moe_routing_method_name(p.method), moe_profile_name(p.profile), t, k,
+							      ids[t * K + k], w[t * K + k]);
+			}
+		}
+	}
+}
+END_TEST
+
+/* DeepSeekV3 with equal group scores (G = 8 groups of 8, TG = 2, K = 4, zero bias): groups 3, 5
+ * and 6 each hold logits 2 and 1 at their first two experts, every other logit is -5, so these
+ * three groups tie on sig(2) + sig(1) and the two of lower index, 3 and 5, are kept. The top 4 of
+ * their experts: keys sig(2) at 24 and 40 (equal: index order), then sig(1) at 25 and 41. Weights
+ * s * rsf / S with S = 2 sig(2) + 2 sig(1), computed here in long double; the budget is the 8 ulp
+ * of routing_impl.h plus flashinfer's 2^-23 per sigmoid carried through S, and one bf16 ulp
+ * where the profile rounds. T = 20 identical rows: a block of 16 and a partial one. */
+START_TEST(test_deepseek_group_ties)
+{
+	enum { T = 20, E = 64, K = 4 };
+	static float lg[T * E];
+	const float bias[E] = { 0.0f };
+	for (int t = 0; t < T; t++)
+		for (int e = 0; e < E; e++)
+			lg[t * E + e] = -5.0f;
+	for (int t = 0; t < T; t++)
+		for (int g = 3; g <= 6; g++)
+			if (g != 4) {
+				lg[t * E + g * 8] = 2.0f;
+				lg[t * E + g * 8 + 1] = 1.0f;
+			}
+	const long double s2 = 1.0L / (1.0L + expl(-2.0L)), s1 = 1.0L / (1.0L + expl(-1.0L));
+	const long double S = 2 * s2 + 2 * s1, rsf = 2.5L;
+	const long double want[K] = { s2 * rsf / S, s2 * rsf / S, s1 * rsf / S, s1 * rsf / S };
+	const int32_t want_id[K] = { 24, 40, 25, 41 };
+	for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+		struct moe_route_params p = moe_route_params_default(MOE_ROUTE_DEEPSEEKV3, E, K);
+		p.profile = (enum moe_profile)pr;
+		p.n_group = 8;
+		p.topk_group = 2;
+		p.routed_scaling_factor = 2.5f;
+		p.bias_dtype = MOE_DTYPE_F32;
+		ck_assert_int_eq(moe_route_validate(&p), MOE_OK);
+		for (size_t i = 0; i < moe_builtin_count(); i++) {
+			const struct moe_builtin *bt = moe_builtin_at(i);
+			if (!moe_backend_provides(bt->table, MOE_OP_ROUTE, &p) || bt->isa > moe_isa_hardware())
+				continue;
+			int32_t ids[T * K];
+			float w[T * K];
+			bt->table->route(&p, T, lg, bias, ids, w);
+			for (int t = 0; t < T; t++)
+				for (int k = 0; k < K; k++) {
+					const double tol = 8 * ulp_f32((double)want[k]) +
+							   (pr == MOE_PROFILE_FLASHINFER ? 2 * (K + 1) * U * 2.5 / (double)S : 0) +
+							   (pr != MOE_PROFILE_VLLM ? 0x1p-7 * (double)want[k] : 0);
+					ck_assert_msg(ids[t * K + k] == want_id[k] && fabs((double)w[t * K + k] - (double)want[k]) <= tol,
+						      "%s %s token %d slot %d: id %d weight %.9g (want %d, %.9Lg)", bt->table->name,
+						      moe_profile_name(p.profile), t, k, ids[t * K + k], w[t * K + k], want_id[k],
+						      want[k]);
+				}
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_t0_t1)
 {
 	struct stats st = { 0 };
@@ -676,6 +770,8 @@ int main(void)
 	tcase_add_test(tc, test_extreme_rows);
 	tcase_add_test(tc, test_nonfinite_rows);
 	tcase_add_test(tc, test_saturated_ties);
+	tcase_add_test(tc, test_saturated_ties_k8);
+	tcase_add_test(tc, test_deepseek_group_ties);
 	tcase_add_test(tc, test_t0_t1);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

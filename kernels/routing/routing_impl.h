@@ -44,25 +44,48 @@
  * definition, so they come out bit for bit equal.
  *
  * The block path (AVX-512, E <= 256, K <= 15: the usual shapes) routes 16 tokens at a time, phase by
- * phase over the block so that the out-of-order core overlaps the tokens' dependency chains:
+ * phase over the block so that the out-of-order core overlaps the tokens' dependency chains, and
+ * one token per lane wherever a step would otherwise be a short horizontal chain per token:
  *   keys     as above, except that Sigmoid, SigmoidRenorm, Default and RenormalizeNaive rank the
  *            logits (keys of x + 0.0) instead of computing E sigmoids or probabilities: both are
  *            monotone in x, so the order is the same except where they round distinct logits to
  *            one value. The K+1 best logits get their sigmoid or exp(x - max) / Z (Z over E as
- *            above); equal values among the K are put in index order, and a token whose K-th and
- *            (K+1)-th values are equal takes the per-token path (experts further down may share
- *            the value with a lower index). DeepSeekV3 chooses its groups on the keys as above.
+ *            above, max read off the keys' column maxima); equal values among the K are put in
+ *            index order, and a token whose K-th and (K+1)-th values are equal takes the per-token
+ *            path (experts further down may share the value with a lower index). Finiteness is
+ *            read off the smallest and largest key (the total order puts -NaN and -inf below every
+ *            finite key, +inf and +NaN above).
+ *   groups   DeepSeekV3 with G <= 8: each token's group scores from its keys (the best two per
+ *            group by epu32 max/min, equal keys counted twice, then decoded: for finite values the
+ *            key order is the float order), the groups ranked with one token per lane (each pair
+ *            of groups compared once, ties to the lower group), the experts of the dropped groups
+ *            out of the race (HF: key 0.0), as on the per-token path. G > 8 takes select_groups.
  *   bound    one token per lane: the 16 column maxima of each token's keys (rows of 16),
  *            transposed, sorted in every lane by a bitonic network; the (K+1)-th largest is t,
  *            below or at the (K+1)-th largest key. About K + 3 keys reach it (E = 128, random).
- *   top-k    the keys >= t (vpcompressd, register form), packed as above and sorted by bitonic
- *            networks; more than 16 of them (rows of equal keys) take the per-token path.
- *   weights  as above.
+ *   top-k    the keys >= t (vpcompressd, register form), packed as above; more than 16 of them
+ *            (rows of equal keys) take the per-token path. K + 1 > 8: the packed candidates of
+ *            the 16 tokens transposed (8 x 8 blocks of 64-bit values) and sorted by one 16-slot
+ *            bitonic network of 64-bit max/min, a token per lane, into slot-major arrays.
+ *            K + 1 <= 8: each token's candidates sorted on their own (one 8-key network when
+ *            they are at most 8), then transposed to slot-major.
+ *   weights  with a token per lane, from the slot-major arrays, for every method but TopK (whose
+ *            weights are its raw logits, -0.0 kept: block_finish, token by token): the formulas
+ *            and sum orders above run down the slots, so each lane performs the same fp32
+ *            operations in the same order as the per-token code (flashinfer's butterfly as 31
+ *            vertical adds, vLLM's and HF's sums left to right); the biased methods read s back by
+ *            a gather. Tokens with equal weights from distinct keys among the K + 1 go to
+ *            block_finish (index order or the per-token path), as do TopK's.
+ * flashinfer's 32-lane butterfly over K <= MOE_VW weights runs in one vector on every path: its
+ * steps across lanes past MOE_VW add +0.0 to each lane, done once (x + 0.0 is never -0.0, and the
+ * weights are never -0.0), the rest as lane-0 of xor shuffles, the same additions in the same
+ * order.
  * Elsewhere tokens go through three phases (scores, top-k, weights) in a three-deep software
  * pipeline; the scratch of the three tokens in flight is about 100 KB of stack, the block's about
- * 40 KB more. */
+ * 45 KB more. */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "moe/backend.h"
 
@@ -319,6 +342,12 @@ static inline void select_groups(const float *kf, uint32_t *key, const struct mo
 
 static inline float sum_k(enum moe_profile profile, const float *v, int32_t K)
 {
+	if (profile == MOE_PROFILE_FLASHINFER && K <= MOE_VW) {
+		/* Lane 0 of the xor butterfly over 32 lanes (lanes >= K hold 0): the steps across
+		 * lanes past MOE_VW add +0.0 to each lane, which the first add does once for all (x + 0
+		 * is never -0.0, so adding +0.0 again changes nothing), and the rest run in the vector. */
+		return canon_nan(vf_sum_xor_lane0(vf_add(load_any(v, MOE_DTYPE_F32, 0, K, 0.0f), vf_zero())));
+	}
 	if (profile == MOE_PROFILE_FLASHINFER) {
 		/* Lane 0 of the xor butterfly over 32 lanes (lanes >= K hold 0). */
 		float a[32] = { 0.0f };
@@ -534,11 +563,15 @@ struct route_block {
 	uint32_t key[16][MOE_ROUTE_BLOCK_MAX_E + 16] __attribute__((aligned(64)));
 	uint32_t cm[16][16] __attribute__((aligned(64)));                 /* column maxima of the keys */
 	uint32_t t[16] __attribute__((aligned(64)));                      /* each token's threshold */
+	float gscore[16][16] __attribute__((aligned(64)));                /* DeepSeekV3 group scores */
+	uint32_t drop[16] __attribute__((aligned(64)));                   /* groups not kept, a bit each */
 	float s[16][MOE_ROUTE_BLOCK_MAX_E] __attribute__((aligned(64)));  /* sigmoids (BLOCK_BIASED) */
 	int32_t cid[16][32] __attribute__((aligned(64)));                 /* candidates: keys >= t */
 	uint32_t ckey[16][32] __attribute__((aligned(64)));
 	int32_t sel[16][16] __attribute__((aligned(64)));                 /* the K + 1 best, in order */
 	uint32_t skey[16][16] __attribute__((aligned(64)));
+	uint32_t skv[16][16] __attribute__((aligned(64)));                /* slot-major: key of slot s, token i */
+	int32_t sid[16][16] __attribute__((aligned(64)));                 /* slot-major: expert of slot s, token i */
 	unsigned nc[16];
 	float mx[16], Z[16];                                              /* softmax max and sum */
 	bool finite[16];
@@ -566,31 +599,54 @@ static inline enum block_kind block_kind_of(enum moe_routing_method m)
 	}
 }
 
-/* Softmax statistics of a finite row: *mx = the largest logit, *Z = the sum of exp(x - mx) in
- * vector order (lanes past E hold -inf and add 0). */
-static inline void softmax_stats(const void *row, enum moe_dtype t, int32_t E, float *mx, float *Z)
+/* The softmax denominator of a finite row: Z = the sum of exp(x - mx) in vector order (lanes
+ * past E add 0), mx its largest logit. */
+static inline float softmax_sum(const void *row, enum moe_dtype t, int32_t E, float mx)
 {
-	moe_vf m0 = vf_set1(-INFINITY), m1 = m0;
+	const moe_vf m = vf_set1(mx);
+	moe_vf z0 = vf_zero(), z1 = vf_zero();
 	int32_t i = 0;
 	for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
-		m0 = vf_max(m0, vf_load(row, t, i));
-		m1 = vf_max(m1, vf_load(row, t, i + MOE_VW));
-	}
-	for (; i < E; i += MOE_VW)
-		m0 = vf_max(m0, load_any(row, t, i, E, -INFINITY));
-	*mx = vf_hmax(vf_max(m0, m1));
-	const moe_vf m = vf_set1(*mx);
-	moe_vf z0 = vf_zero(), z1 = vf_zero();
-	for (i = 0; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
 		z0 = vf_add(z0, vf_exp(vf_sub(vf_load(row, t, i), m)));
 		z1 = vf_add(z1, vf_exp(vf_sub(vf_load(row, t, i + MOE_VW), m)));
 	}
 	for (; i < E; i += MOE_VW)
 		z0 = vf_add(z0, vf_exp(vf_sub(load_any(row, t, i, E, -INFINITY), m)));
-	*Z = vf_hsum(vf_add(z0, z1));
+	return vf_hsum(vf_add(z0, z1));
 }
 
-/* Keys of token i of the block and (softmax) its statistics. */
+/* pass_logit_keys for the block path, with the zero padding past E and the 16 column maxima of
+ * the keys (block_column_max) in the same pass; finiteness is read off the extreme keys instead
+ * of every vector: a row is finite iff its largest key is below that of +inf (+NaN keys are
+ * above) and its smallest above that of -inf (-NaN keys are below). */
+static inline bool block_logit_keys(const void *row, enum moe_dtype t, int32_t E, bool zero_equal, uint32_t *key,
+				    uint32_t *cm)
+{
+	const moe_vf z = vf_set1(zero_equal ? 0.0f : -0.0f); /* x + -0.0 is x, -0.0 included */
+	__m512i hi = _mm512_setzero_si512(), lo = _mm512_set1_epi32(-1);
+	int32_t i = 0;
+	for (; i + 16 <= E; i += 16) {
+		const __m512i k = vi_key(vf_add(vf_load(row, t, i), z));
+		hi = _mm512_max_epu32(hi, k);
+		lo = _mm512_min_epu32(lo, k);
+		_mm512_storeu_si512(key + i, k);
+	}
+	if (i < E) {
+		const __mmask16 in = vm_first(E - i);
+		const __m512i k = _mm512_maskz_mov_epi32(in, vi_key(vf_add(vf_load_tail(row, t, i, E - i, 0.0f), z)));
+		hi = _mm512_max_epu32(hi, k);
+		lo = _mm512_mask_min_epu32(lo, in, lo, k);
+		_mm512_storeu_si512(key + i, k);
+		i += 16;
+	}
+	_mm512_storeu_si512(key + i, _mm512_setzero_si512());
+	_mm512_store_si512(cm, hi);
+	return !_mm512_cmpge_epu32_mask(hi, _mm512_set1_epi32((int)0xff800000u)) &&
+	       !_mm512_cmple_epu32_mask(lo, _mm512_set1_epi32(0x007fffff));
+}
+
+/* Keys of token i of the block and (softmax) its statistics; for all but the biased methods also
+ * the padding and the column maxima (block_column_max's part). */
 static inline void block_prepare(struct route_block *bk, int i, const struct moe_route_params *p, enum block_kind kind,
 				 const void *row, const float *b)
 {
@@ -599,20 +655,77 @@ static inline void block_prepare(struct route_block *bk, int i, const struct moe
 	uint32_t *key = bk->key[i];
 	switch (kind) {
 	case BLOCK_LOGITS:
-		bk->finite[i] = pass_logit_keys(row, t, E, p->profile != MOE_PROFILE_FLASHINFER || p->method == MOE_ROUTE_LLAMA4,
-						key);
+		bk->finite[i] = block_logit_keys(row, t, E, p->profile != MOE_PROFILE_FLASHINFER || p->method == MOE_ROUTE_LLAMA4,
+						 key, bk->cm[i]);
 		break;
 	case BLOCK_SIGMOID:
 	case BLOCK_SOFTMAX:
 		/* sigmoid and exp map -0.0 and +0.0 to one value: rank them equal */
-		bk->finite[i] = pass_logit_keys(row, t, E, true, key);
-		if (bk->finite[i] && kind == BLOCK_SOFTMAX)
-			softmax_stats(row, t, E, &bk->mx[i], &bk->Z[i]);
+		bk->finite[i] = block_logit_keys(row, t, E, true, key, bk->cm[i]);
+		if (bk->finite[i] && kind == BLOCK_SOFTMAX) {
+			/* the largest logit from the column maxima of its keys (x + 0.0: exp cannot tell) */
+			bk->mx[i] = _mm512_cvtss_f32(vf_key_value(_mm512_castsi512_ps(_mm512_set1_epi32((int)_mm512_reduce_max_epu32(
+				_mm512_load_si512(bk->cm[i]))))));
+			bk->Z[i] = softmax_sum(row, t, E, bk->mx[i]);
+		}
 		break;
 	default:
 		bk->finite[i] = pass_sigmoid(row, t, E, p->profile, b, bk->s[i], NULL, key);
 		break;
 	}
+}
+
+/* select_groups for G <= 8 on the block path, in three steps over the block, so that no token's
+ * chain of dependent steps stalls the others: the group scores of each token (from its keys:
+ * simd_group_top2_keys; for finite values the key order is the float order, so their values are
+ * the best two of s + b; the score is s1 + s2, vLLM without a bias s1), the ranks of the groups
+ * with one token per lane, and the experts of each token's dropped groups taken out of the race
+ * as select_groups does. Scores, ranking and tie rule are select_groups' own. */
+static inline void block_group_scores(struct route_block *bk, int i, const struct moe_route_params *p, bool has_bias)
+{
+	const int32_t G = p->n_group, gs = p->num_experts / G;
+	__m512i t1, t2;
+	simd_group_top2_keys(bk->key[i], gs, G, &t1, &t2);
+	moe_vf sv = vf_key_value(_mm512_castsi512_ps(t1));
+	if (has_bias || p->profile != MOE_PROFILE_VLLM)
+		sv = vf_add(sv, vf_key_value(_mm512_castsi512_ps(t2)));
+	vf_store(bk->gscore[i], MOE_DTYPE_F32, 0, sv);
+}
+
+/* drop[i] = the groups token i does not keep: group g's rank counts the groups before it (better
+ * scores, and equal ones of lower index); it is kept when its rank is below topk_group. Each pair
+ * of groups is compared once, in all 16 lanes (tokens) at a time. */
+static inline void block_rank_groups(struct route_block *bk, int nb, const struct moe_route_params *p)
+{
+	const int32_t G = p->n_group;
+	__m512i r[16];
+	for (int i = 0; i < 16; i++)
+		r[i] = i < nb && bk->finite[i] ? _mm512_load_si512(bk->gscore[i]) : _mm512_setzero_si512();
+	vi_transpose16(r);
+	__m512i rank[8];
+	for (int32_t g = 0; g < G; g++)
+		rank[g] = _mm512_setzero_si512();
+	const __m512i one = _mm512_set1_epi32(1);
+	for (int32_t g = 1; g < G; g++)
+		for (int32_t j = 0; j < g; j++) {
+			/* j < g: j goes first unless g's score is greater */
+			const __mmask16 jfirst = _mm512_cmp_ps_mask(_mm512_castsi512_ps(r[j]), _mm512_castsi512_ps(r[g]), _CMP_GE_OQ);
+			rank[g] = _mm512_mask_add_epi32(rank[g], jfirst, rank[g], one);
+			rank[j] = _mm512_mask_add_epi32(rank[j], (__mmask16)~jfirst, rank[j], one);
+		}
+	__m512i drop = _mm512_setzero_si512();
+	const __m512i tg = _mm512_set1_epi32(p->topk_group);
+	for (int32_t g = 0; g < G; g++)
+		drop = _mm512_mask_or_epi32(drop, _mm512_cmpge_epi32_mask(rank[g], tg), drop, _mm512_set1_epi32(1 << g));
+	_mm512_store_si512(bk->drop, drop);
+}
+
+static inline void block_drop_groups(struct route_block *bk, int i, const struct moe_route_params *p)
+{
+	const int32_t gs = p->num_experts / p->n_group;
+	const uint32_t out = p->profile == MOE_PROFILE_HF ? 0x80000000u : 0u;
+	for (uint32_t d = bk->drop[i]; d; d &= d - 1u)
+		fill_u32(bk->key[i] + __builtin_ctz(d) * gs, gs, out);
 }
 
 /* Zero padding past E and the 16 column maxima of token i's keys. */
@@ -720,6 +833,183 @@ static inline bool block_finish(struct route_block *bk, int i, const struct moe_
 	return true;
 }
 
+/* ---- slot-major sort and weights: one token per lane ---- */
+
+/* bk->skv[s] and bk->sid[s] = the key and the expert of slot s (0..16) of the 16 tokens, for
+ * the tokens with nc <= 16 candidates, as simd_sort_candidates orders them: the packed candidates
+ * (key << 32 | ~index) transposed in 8 x 8 blocks of 64-bit values and sorted by a bitonic
+ * network of max/min pairs over the 16 slots, one token per lane (no shuffles inside the network
+ * and no dependency chain through one token). Slots past a token's nc hold key 0. */
+static inline void block_sort_candidates(struct route_block *bk, int nb)
+{
+	uint64_t pk[16][16] __attribute__((aligned(64)));
+	for (int i = 0; i < 16; i++) {
+		if (i < nb && bk->finite[i] && bk->nc[i] <= 16) {
+			simd_pack_candidates(bk->cid[i], bk->ckey[i], bk->nc[i], pk[i]);
+		} else {
+			_mm512_store_si512(pk[i], _mm512_setzero_si512());
+			_mm512_store_si512(pk[i] + 8, _mm512_setzero_si512());
+		}
+	}
+	const __m512i ones = _mm512_set1_epi64(-1);
+	for (int h = 0; h < 16; h += 8) {
+		__m512i c[16];
+		for (int half = 0; half < 16; half += 8) {
+			for (int j = 0; j < 8; j++)
+				c[half + j] = _mm512_load_si512(pk[h + j] + half);
+			vi_transpose8x64(c + half);
+		}
+		vi_sort16_desc_u64(c);
+		for (int s = 0; s < 16; s++) {
+			_mm256_store_si256((__m256i *)(bk->skv[s] + h), _mm512_cvtepi64_epi32(_mm512_srli_epi64(c[s], 32)));
+			_mm256_store_si256((__m256i *)(bk->sid[s] + h), _mm512_cvtepi64_epi32(_mm512_xor_si512(c[s], ones)));
+		}
+	}
+}
+
+/* The slot-major arrays from sel and skey (token-major), for K + 1 <= 8: there each token's
+ * candidates are sorted on their own (simd_sort_candidates: one 8-key network when they are at
+ * most 8, the usual case), which beats the 16-slot network run for all tokens; lanes of tokens
+ * without a sort hold whatever their rows held (block_finish_lanes masks them). */
+static inline void block_slot_major(struct route_block *bk)
+{
+	__m512i r[16];
+	for (int i = 0; i < 16; i++)
+		r[i] = _mm512_load_si512(bk->skey[i]);
+	vi_transpose16(r);
+	for (int s = 0; s < 16; s++)
+		_mm512_store_si512(bk->skv[s], r[s]);
+	for (int i = 0; i < 16; i++)
+		r[i] = _mm512_load_si512(bk->sel[i]);
+	vi_transpose16(r);
+	for (int s = 0; s < 16; s++)
+		_mm512_store_si512(bk->sid[s], r[s]);
+}
+
+/* sel and skey of token i (slot order, token-major) from the slot-major arrays. */
+static inline void block_token_major(struct route_block *bk, int i)
+{
+	for (int s = 0; s < 16; s++) {
+		bk->sel[i][s] = bk->sid[s][i];
+		bk->skey[i][s] = bk->skv[s][i];
+	}
+}
+
+/* S over slots 0..K of v (one token per lane) in the profile's order, as sum_k: flashinfer's
+ * 32-lane xor butterfly (lane 0), the others left to right. */
+static inline moe_vf lanes_sum(enum moe_profile profile, const moe_vf *v, int32_t K)
+{
+	if (profile == MOE_PROFILE_FLASHINFER) {
+		moe_vf a[32];
+		for (int32_t k = 0; k < 32; k++)
+			a[k] = k < K ? v[k] : vf_zero();
+		for (int h = 16; h >= 1; h /= 2)
+			for (int k = 0; k < h; k++)
+				a[k] = vf_add(a[k], a[k + h]);
+		return a[0];
+	}
+	moe_vf s = vf_zero();
+	for (int32_t k = 0; k < K; k++)
+		s = vf_add(s, v[k]);
+	return s;
+}
+
+static inline moe_vf lanes_canon(moe_vf v)
+{
+	return vf_mask_set(v, ~vf_eq_mask(v, v) & 0xffffu, moe_f32_from_bits(0x7fc00000u));
+}
+
+/* Weights and output of the block's tokens in lanes (every method but TopK): block_finish's
+ * formulas with each token in
+ * its lane, so the sums over the K run down the slots (the same additions in the same order) and
+ * nothing is horizontal. Returns the tokens it did not finish (lanes): those block_finish must
+ * see, i.e. the ones it declines (nc > 16, not finite) and those with equal weights from distinct
+ * keys among the K + 1 (settle_monotone's cases). */
+static inline unsigned block_finish_lanes(struct route_block *bk, int nb, const struct moe_route_params *p,
+					  enum block_kind kind, int32_t *ids, float *out)
+{
+	const enum moe_profile profile = p->profile;
+	const int32_t K = p->top_k;
+	const enum moe_routing_method m = effective_method(p);
+	unsigned todo = 0;
+	for (int i = 0; i < nb; i++)
+		todo |= (unsigned)(bk->finite[i] && bk->nc[i] <= 16) << i;
+	moe_vf w[16], x[16];
+	for (int k = 0; k < 16; k++)
+		w[k] = x[k] = vf_zero();
+	for (int32_t k = 0; k <= K; k++)
+		x[k] = vf_key_value(vf_load(bk->skv[k], MOE_DTYPE_F32, 0));
+	unsigned tie = 0;
+	if (kind == BLOCK_SIGMOID || kind == BLOCK_SOFTMAX) {
+		const moe_vf mx = vf_load(bk->mx, MOE_DTYPE_F32, 0), Z = vf_load(bk->Z, MOE_DTYPE_F32, 0);
+		for (int32_t k = 0; k <= K; k++)
+			w[k] = kind == BLOCK_SIGMOID ? vf_sigmoid(x[k], profile) : vf_div(vf_exp(vf_sub(x[k], mx)), Z);
+		tie = vf_eq_mask(w[K - 1], w[K]);
+		for (int32_t k = 0; k + 1 < K; k++)
+			tie |= vf_eq_mask(w[k], w[k + 1]) & ~vf_eq_mask(x[k], x[k + 1]);
+		if ((m == MOE_ROUTE_SIGMOID_RENORM && p->renormalize) || m == MOE_ROUTE_RENORMALIZE_NAIVE) {
+			moe_vf S = lanes_canon(lanes_sum(profile, w, K));
+			if (profile == MOE_PROFILE_FLASHINFER && m == MOE_ROUTE_SIGMOID_RENORM)
+				S = vf_max(S, vf_set1(1e-20f));
+			else if (profile == MOE_PROFILE_VLLM)
+				S = vf_mask_set(S, ~vf_gt_mask(S, vf_zero()) & 0xffffu, 1.0f);
+			for (int32_t k = 0; k < K; k++)
+				w[k] = vf_div(w[k], S);
+		}
+	} else if (kind == BLOCK_BIASED) {
+		/* w = s of the selected (unbiased), read back from the block's sigmoids */
+		const __m512i row = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+						       _mm512_set1_epi32(MOE_ROUTE_BLOCK_MAX_E));
+		for (int32_t k = 0; k < K; k++)
+			w[k] = _mm512_mask_i32gather_ps(vf_zero(), (__mmask16)todo, _mm512_add_epi32(row, _mm512_load_si512(bk->sid[k])),
+							&bk->s[0][0], 4);
+		const float rsf = p->routed_scaling_factor;
+		const moe_vf vr = vf_set1(rsf);
+		moe_vf S = lanes_canon(lanes_sum(profile, w, K));
+		if (profile == MOE_PROFILE_FLASHINFER) {
+			const moe_vf d = vf_add(S, vf_set1(1e-20f));
+			for (int32_t k = 0; k < K; k++)
+				w[k] = vf_div(vf_mul(w[k], vr), d);
+		} else {
+			if (profile == MOE_PROFILE_VLLM)
+				S = vf_mask_set(S, ~vf_gt_mask(S, vf_zero()) & 0xffffu, 1.0f);
+			if (profile == MOE_PROFILE_HF && p->method == MOE_ROUTE_DEEPSEEKV3)
+				S = vf_add(S, vf_set1(1e-20f));
+			for (int32_t k = 0; k < K; k++)
+				w[k] = vf_mul(vf_div(w[k], S), vr);
+		}
+	} else if (m == MOE_ROUTE_RENORMALIZE) {
+		for (int32_t k = 0; k < K; k++)
+			w[k] = vf_exp(vf_sub(x[k], x[0]));
+		moe_vf S = lanes_canon(lanes_sum(profile, w, K));
+		if (profile == MOE_PROFILE_VLLM)
+			S = vf_mask_set(S, ~vf_gt_mask(S, vf_zero()) & 0xffffu, 1.0f);
+		for (int32_t k = 0; k < K; k++)
+			w[k] = vf_div(w[k], S);
+	} else {
+		for (int32_t k = 0; k < K; k++)
+			w[k] = vf_sigmoid(x[k], profile);
+	}
+	const unsigned done = todo & ~tie;
+	/* token-major: one transpose each for the weights and the ids, then K lanes per token */
+	__m512i rw[16], ri[16];
+	for (int k = 0; k < 16; k++) {
+		moe_vf v = k < K ? lanes_canon(w[k]) : vf_zero();
+		if (profile != MOE_PROFILE_VLLM)
+			v = vf_round_bf16(v);
+		rw[k] = _mm512_castps_si512(v);
+		ri[k] = k < K ? _mm512_load_si512(bk->sid[k]) : _mm512_setzero_si512();
+	}
+	vi_transpose16(rw);
+	vi_transpose16(ri);
+	for (int i = 0; i < nb; i++)
+		if ((done >> i) & 1u) {
+			vf_store_tail(out + (int64_t)i * K, MOE_DTYPE_F32, 0, _mm512_castsi512_ps(rw[i]), K);
+			vf_store_tail(ids + (int64_t)i * K, MOE_DTYPE_F32, 0, _mm512_castsi512_ps(ri[i]), K);
+		}
+	return ((1u << nb) - 1u) & ~done;
+}
+
 /* The per-token path on one row (a token the block path declines). */
 static inline void route_one(struct route_scratch *sc, const struct moe_route_params *p, const void *row,
 			     const void *bias, const float *b, int32_t *ids, float *out)
@@ -736,14 +1026,30 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 	uint64_t best[MOE_ROUTE_KERNEL_MAX_E];
 	one.best = best;
 	struct route_block bk;
+	/* lanes of tokens a block does not sort are computed on and masked off: give them values */
+	memset(bk.sel, 0, sizeof bk.sel);
+	memset(bk.skey, 0, sizeof bk.skey);
+	memset(bk.mx, 0, sizeof bk.mx);
+	memset(bk.Z, 0, sizeof bk.Z);
 	const int32_t E = p->num_experts, K = p->top_k;
 	const enum block_kind kind = block_kind_of(effective_method(p));
+	/* The weights are computed with one token per lane, except TopK's (raw logits, -0.0 kept),
+	 * which finish token by token. */
+	const bool lanes = p->method != MOE_ROUTE_TOPK;
 	const size_t row_bytes = (size_t)E * (p->logits_dtype == MOE_DTYPE_BF16 ? sizeof(moe_bf16) : sizeof(float));
 	for (int64_t t0 = 0; t0 < T; t0 += 16) {
 		const int nb = T - t0 < 16 ? (int)(T - t0) : 16;
 		for (int i = 0; i < nb; i++)
 			block_prepare(&bk, i, p, kind, (const char *)logits + (size_t)(t0 + i) * row_bytes, b);
-		if (p->method == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1)
+		if (p->method == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1 && p->n_group <= 8) {
+			for (int i = 0; i < nb; i++)
+				if (bk.finite[i])
+					block_group_scores(&bk, i, p, b != NULL);
+			block_rank_groups(&bk, nb, p);
+			for (int i = 0; i < nb; i++)
+				if (bk.finite[i])
+					block_drop_groups(&bk, i, p);
+		} else if (p->method == MOE_ROUTE_DEEPSEEKV3 && p->n_group > 1) {
 			for (int i = 0; i < nb; i++)
 				if (bk.finite[i]) {
 					/* the keys are the floats s + b (or s) the group scores add */
@@ -752,23 +1058,39 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 						vf_store(kf, MOE_DTYPE_F32, e, vf_key_value(vf_load(bk.key[i], MOE_DTYPE_F32, e)));
 					select_groups(kf, bk.key[i], p, b != NULL);
 				}
-		for (int i = 0; i < nb; i++)
-			block_column_max(&bk, i, E);
+		}
+		if (kind == BLOCK_BIASED)
+			for (int i = 0; i < nb; i++)
+				block_column_max(&bk, i, E);
 		block_thresholds(&bk, nb, K);
 		/* phase by phase over the block, so that the out-of-order core overlaps the tokens' chains */
 		for (int i = 0; i < nb; i++)
 			if (bk.finite[i])
 				bk.nc[i] = simd_collect_above(bk.key[i], E, bk.t[i], bk.cid[i], bk.ckey[i]);
-		for (int i = 0; i < nb; i++)
-			if (bk.finite[i] && bk.nc[i] <= 16)
-				simd_sort_candidates(bk.cid[i], bk.ckey[i], bk.nc[i], K + 1, bk.sel[i], bk.skey[i]);
+		if (K + 1 > 8) {
+			block_sort_candidates(&bk, nb);
+		} else {
+			for (int i = 0; i < nb; i++)
+				if (bk.finite[i] && bk.nc[i] <= 16)
+					simd_sort_candidates(bk.cid[i], bk.ckey[i], bk.nc[i], K + 1, bk.sel[i], bk.skey[i]);
+			block_slot_major(&bk);
+		}
+		unsigned rest = (1u << nb) - 1u;
+		if (lanes)
+			rest = block_finish_lanes(&bk, nb, p, kind, ids + t0 * K, weights + t0 * K);
 		for (int i = 0; i < nb; i++) {
+			if (!((rest >> i) & 1u))
+				continue;
 			const void *row = (const char *)logits + (size_t)(t0 + i) * row_bytes;
 			int32_t *id = ids + (t0 + i) * K;
 			float *w = weights + (t0 + i) * K;
-			if (!bk.finite[i])
+			if (!bk.finite[i]) {
 				moe_route__ref(p, 1, row, bias, id, w);
-			else if (bk.nc[i] > 16 || !block_finish(&bk, i, p, kind, row, id, w))
+				continue;
+			}
+			if (bk.nc[i] <= 16)
+				block_token_major(&bk, i);
+			if (bk.nc[i] > 16 || !block_finish(&bk, i, p, kind, row, id, w))
 				route_one(&one, p, row, bias, b, id, w);
 		}
 	}

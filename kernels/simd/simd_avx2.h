@@ -129,6 +129,16 @@ static inline float vf_hmax(moe_vf v)
 	return _mm_cvtss_f32(s);
 }
 
+/* Lane 0 of the xor butterfly over the 8 lanes (for h = 4, 2, 1: lane i += lane i ^ h), the
+ * lane-0 sum of flashinfer's warp reduction when its lanes past 8 hold 0. */
+static inline float vf_sum_xor_lane0(moe_vf v)
+{
+	v = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 1));
+	v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4e));
+	v = _mm256_add_ps(v, _mm256_permute_ps(v, 0xb1));
+	return _mm256_cvtss_f32(v);
+}
+
 /* Lanes that are neither infinite nor NaN, as a bit mask. */
 static inline unsigned vf_finite_mask(moe_vf v)
 {

@@ -110,6 +110,17 @@ static inline float vf_hmax(moe_vf v)
 	return _mm512_reduce_max_ps(v);
 }
 
+/* Lane 0 of the xor butterfly over the 16 lanes (for h = 8, 4, 2, 1: lane i += lane i ^ h), the
+ * lane-0 sum of flashinfer's warp reduction when its lanes past 16 hold 0. */
+static inline float vf_sum_xor_lane0(moe_vf v)
+{
+	v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+	v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
+	v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));
+	v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));
+	return _mm512_cvtss_f32(v);
+}
+
 /* Lanes that are neither infinite nor NaN, as a bit mask. */
 static inline unsigned vf_finite_mask(moe_vf v)
 {
@@ -439,6 +450,61 @@ static inline void vi_sort16_desc(__m512i r[16])
 	}
 }
 
+/* r[i] lane j becomes r[j] lane i for an 8 x 8 matrix of 64-bit values: 64-bit interleaves of
+ * row pairs, then two rounds of 128-bit block shuffles, 24 shuffles in all. */
+static inline void vi_transpose8x64(__m512i r[8])
+{
+	__m512i t[8];
+	for (int i = 0; i < 4; i++) {
+		t[2 * i] = _mm512_unpacklo_epi64(r[2 * i], r[2 * i + 1]);     /* columns 0, 2, 4, 6 */
+		t[2 * i + 1] = _mm512_unpackhi_epi64(r[2 * i], r[2 * i + 1]); /* columns 1, 3, 5, 7 */
+	}
+	/* a: blocks (column c, rows 0-1), (c + 4, rows 0-1), (c, rows 2-3), (c + 4, rows 2-3) */
+	for (int odd = 0; odd < 2; odd++) {
+		const __m512i a0 = _mm512_shuffle_i64x2(t[odd], t[2 + odd], 0x88), a1 = _mm512_shuffle_i64x2(t[odd], t[2 + odd], 0xdd);
+		const __m512i b0 = _mm512_shuffle_i64x2(t[4 + odd], t[6 + odd], 0x88);
+		const __m512i b1 = _mm512_shuffle_i64x2(t[4 + odd], t[6 + odd], 0xdd);
+		r[odd] = _mm512_shuffle_i64x2(a0, b0, 0x88);
+		r[4 + odd] = _mm512_shuffle_i64x2(a0, b0, 0xdd);
+		r[2 + odd] = _mm512_shuffle_i64x2(a1, b1, 0x88);
+		r[6 + odd] = _mm512_shuffle_i64x2(a1, b1, 0xdd);
+	}
+}
+
+/* vi_sort16_desc on unsigned 64-bit lanes (8 independent columns). */
+static inline void vi_sort16_desc_u64(__m512i r[16])
+{
+#pragma GCC unroll 8
+	for (int k = 2; k <= 16; k <<= 1) {
+#pragma GCC unroll 8
+		for (int j = k >> 1; j > 0; j >>= 1) {
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++) {
+				const int l = (i ^ j) & 15;
+				if (l <= i)
+					continue;
+				const __m512i hi = _mm512_max_epu64(r[i], r[l]), lo = _mm512_min_epu64(r[i], r[l]);
+				const bool desc = (i & k) == 0;
+				r[i] = desc ? hi : lo;
+				r[l] = desc ? lo : hi;
+			}
+		}
+	}
+}
+
+/* nc <= 16 candidates (cid, ckey) packed as (key << 32 | ~index) into p[0..16), 0 past nc. */
+static inline void simd_pack_candidates(const int32_t *cid, const uint32_t *ckey, unsigned nc, uint64_t *p)
+{
+	const __mmask16 all = (__mmask16)((1u << nc) - 1u);
+	const __m512i k = _mm512_loadu_si512(ckey);
+	const __m512i ni = _mm512_xor_si512(_mm512_loadu_si512(cid), _mm512_set1_epi32(-1));
+	_mm512_storeu_si512(p, _mm512_maskz_or_epi64((__mmask8)all, _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(k)), 32),
+						     _mm512_cvtepu32_epi64(_mm512_castsi512_si256(ni))));
+	_mm512_storeu_si512(p + 8, _mm512_maskz_or_epi64((__mmask8)(all >> 8),
+							 _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(k, 1)), 32),
+							 _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(ni, 1))));
+}
+
 /* ---- DeepSeekV3 group scores (routing_impl.h) ---- */
 
 /* The best two of x and y, each a (best, second) pair per lane: equal values count twice. */
@@ -490,6 +556,62 @@ static inline void simd_group_top2(const float *v, int gs, int ng, float *t1, fl
 		t1[g] = h[4 * (g & 3) + (g >> 2)];
 		t2[g] = l[4 * (g & 3) + (g >> 2)];
 	}
+}
+
+/* simd_group_top2 on total-order keys (routing_impl.h's block path): *t1 and *t2 receive, in lanes
+ * 0..ng-1 (group order), the largest and second largest key of each of the ng <= 8 groups of gs
+ * keys at key[g*gs ..]; for finite values the unsigned key order is the float order, so the float
+ * values of these keys are the floats' best two. The same reduction tree, on epu32 max/min, read
+ * straight from the keys (no float copy) and left in registers. Lanes past ng hold 0. */
+static inline void simd_group_top2_keys(const uint32_t *key, int gs, int ng, __m512i *t1, __m512i *t2)
+{
+	__m512i hi[8], lo[8];
+#pragma GCC unroll 8
+	for (int g = 0; g < 8; g++) {
+		hi[g] = lo[g] = _mm512_setzero_si512();
+		if (g >= ng)
+			continue;
+		const uint32_t *k = key + g * gs;
+		int i = 0;
+		if (gs >= 32) {
+			/* the usual group of 32: its two rows need no running pair */
+			const __m512i a = _mm512_loadu_si512(k), b = _mm512_loadu_si512(k + 16);
+			hi[g] = _mm512_max_epu32(a, b);
+			lo[g] = _mm512_min_epu32(a, b);
+			i = 32;
+		}
+		for (; i < gs; i += 16) {
+			const __m512i a = gs - i >= 16 ? _mm512_loadu_si512(k + i) : _mm512_maskz_loadu_epi32(vm_first(gs - i), k + i);
+			lo[g] = _mm512_max_epu32(lo[g], _mm512_min_epu32(hi[g], a));
+			hi[g] = _mm512_max_epu32(hi[g], a);
+		}
+	}
+	__m512i ah[4], al[4], bh[2], bl[2];
+	for (int q = 0; q < 4; q++) {
+		const __m512i xh = _mm512_shuffle_i64x2(hi[2 * q], hi[2 * q + 1], 0x44), yh = _mm512_shuffle_i64x2(hi[2 * q], hi[2 * q + 1], 0xee);
+		const __m512i xl = _mm512_shuffle_i64x2(lo[2 * q], lo[2 * q + 1], 0x44), yl = _mm512_shuffle_i64x2(lo[2 * q], lo[2 * q + 1], 0xee);
+		ah[q] = _mm512_max_epu32(xh, yh);
+		al[q] = _mm512_max_epu32(_mm512_min_epu32(xh, yh), _mm512_max_epu32(xl, yl));
+	}
+	for (int q = 0; q < 2; q++) {
+		const __m512i xh = _mm512_shuffle_i64x2(ah[2 * q], ah[2 * q + 1], 0x88), yh = _mm512_shuffle_i64x2(ah[2 * q], ah[2 * q + 1], 0xdd);
+		const __m512i xl = _mm512_shuffle_i64x2(al[2 * q], al[2 * q + 1], 0x88), yl = _mm512_shuffle_i64x2(al[2 * q], al[2 * q + 1], 0xdd);
+		bh[q] = _mm512_max_epu32(xh, yh);
+		bl[q] = _mm512_max_epu32(_mm512_min_epu32(xh, yh), _mm512_max_epu32(xl, yl));
+	}
+	/* block k of bh[0] holds group k, of bh[1] group 4 + k: pair the lanes within each block */
+	const __m512i ph0 = _mm512_unpacklo_epi64(bh[0], bh[1]), ph1 = _mm512_unpackhi_epi64(bh[0], bh[1]);
+	const __m512i pl0 = _mm512_unpacklo_epi64(bl[0], bl[1]), pl1 = _mm512_unpackhi_epi64(bl[0], bl[1]);
+	const __m512i ch = _mm512_max_epu32(ph0, ph1);
+	const __m512i cl = _mm512_max_epu32(_mm512_min_epu32(ph0, ph1), _mm512_max_epu32(pl0, pl1));
+	/* lanes 4k, 4k + 1 of ch: group k; lanes 4k + 2, 4k + 3: group 4 + k (two lanes each) */
+	const __m512i sh = _mm512_shuffle_epi32(ch, _MM_PERM_CDAB), sl = _mm512_shuffle_epi32(cl, _MM_PERM_CDAB);
+	const __m512i dh = _mm512_max_epu32(ch, sh);
+	const __m512i dl = _mm512_max_epu32(_mm512_min_epu32(ch, sh), _mm512_max_epu32(cl, sl));
+	/* group g at lane 4 (g & 3) + 2 (g >> 2) */
+	const __m512i at = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+	*t1 = _mm512_maskz_permutexvar_epi32(vm_first(ng), at, dh);
+	*t2 = _mm512_maskz_permutexvar_epi32(vm_first(ng), at, dl);
 }
 
 #endif
