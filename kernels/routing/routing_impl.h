@@ -312,7 +312,9 @@ static inline void select_groups(const float *kf, uint32_t *key, const struct mo
 	 * groups before it in that order, G broadcasts against all G lanes at once (a walk of
 	 * topk_group dependent argmax passes costs several times more for the usual G = 8). */
 	if (G <= MOE_VW) {
-		const moe_vf sv = load_any(score, MOE_DTYPE_F32, 0, G, -INFINITY);
+		for (int32_t g = G; g < MOE_VW; g++)
+			score[g] = -INFINITY; /* lanes past G rank below every group and are never kept */
+		const moe_vf sv = vf_load(score, MOE_DTYPE_F32, 0);
 		moe_vf rank = vf_zero();
 		for (int32_t j = 0; j < G; j++) {
 			const moe_vf sj = vf_set1(score[j]);
