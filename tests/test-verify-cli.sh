@@ -38,6 +38,12 @@ expect 2 "missing --cases file" "$mb" verify --cases "$work/none.txt"
 expect 2 "plugin path that does not exist" "$mb" verify --backend "$work/none.so"
 printf 'not an ELF file\n' >"$work/fake.so"
 expect 2 "plugin that is not a library" "$mb" verify --backend "$work/fake.so"
+# The reference must pass its own bound where outputs round into the subnormal range (the bound
+# once counted only relative errors there: error 1.48e-45 against 1.3e-45).
+for k in rmsnorm layernorm; do
+	expect 0 "reference within the norm bound on subnormal fp32 outputs ($k)" "$mb" verify --backend ref --op norm \
+		--case "norm kind=$k rows=5 cols=255 eps=9.99999975e-06 in=f32 w=bf16 out=f32 gen=denormal seed=2"
+done
 expect 0 "one case on ref" "$mb" verify --backend ref --case 'route method=DeepSeekV3 profile=vllm E=256 K=8 G=8 TG=4 rsf=2.5 bias=f32 T=3 gen=bf16-ties seed=1234'
 grep -q '^PASS *route *ref' "$work/out" || { echo "FAILED: no PASS line for the case"; fails=$((fails + 1)); }
 expect 0 "regression cases on ref" "$mb" verify --backend ref --cases "$src/tests/cases/regressions.txt" --json "$work/report.json"

@@ -169,6 +169,9 @@ double moe_route_weight_allowed(const struct moe_route_row *rw, double w_ref, do
 	return allowed;
 }
 
+/* Half the spacing of fp32 subnormals: the largest error of one rounding into that range. */
+#define MOE_TINY_HALF 0x1p-150
+
 void moe_norm_bound(const struct moe_norm_params *p, const float *x, const float *w, const double *y_ref,
 		    double *bound)
 {
@@ -179,7 +182,11 @@ void moe_norm_bound(const struct moe_norm_params *p, const float *x, const float
 	 * RMSNorm: ms_k = sum x^2 / n within gamma_{n+2} * ms. With eta the relative error of the
 	 * rsqrt argument, the rsqrt result is within 1/sqrt(1 - eta) - 1 plus the kernel's 4 ulps.
 	 * y = w * d * r: two more roundings; then the output rounding (half an ulp of the output
-	 * format) against the unrounded double reference. eta >= 0.5: no meaningful bound. */
+	 * format) against the unrounded double reference. eta >= 0.5: no meaningful bound.
+	 * Roundings into the subnormal range err by up to half the subnormal spacing (2^-150) however
+	 * small the result, which no relative term covers: the mean's division adds 2^-150 to e_mu,
+	 * squares and the division by n 2^-149 to e_v, and d * r and its product by w 2^-150 each,
+	 * the first carried through w. */
 	const int64_t n = p->cols;
 	const double u = MOE_U32;
 	double A = 0, mu = 0, v = 0, e_mu = 0, e_v = 0;
@@ -192,7 +199,7 @@ void moe_norm_bound(const struct moe_norm_params *p, const float *x, const float
 	A /= (double)n;
 	mu /= (double)n;
 	if (p->kind == MOE_NORM_LAYERNORM) {
-		e_mu = moe_gamma((double)n + 1) * A;
+		e_mu = moe_gamma((double)n + 1) * A + MOE_TINY_HALF;
 		double s1 = 0, s2 = 0;
 		for (int64_t i = 0; i < n; i++) {
 			double d = fabs((double)x[i] - mu), ed = e_mu * (1 + u) + u * d;
@@ -201,12 +208,12 @@ void moe_norm_bound(const struct moe_norm_params *p, const float *x, const float
 			s2 += (d + ed) * (d + ed);
 		}
 		v /= (double)n;
-		e_v = s1 / (double)n + moe_gamma((double)n + 2) * s2 / (double)n;
+		e_v = s1 / (double)n + moe_gamma((double)n + 2) * s2 / (double)n + 2 * MOE_TINY_HALF;
 	} else {
 		for (int64_t i = 0; i < n; i++)
 			v += (double)x[i] * (double)x[i];
 		v /= (double)n;
-		e_v = moe_gamma((double)n + 2) * v;
+		e_v = moe_gamma((double)n + 2) * v + 2 * MOE_TINY_HALF;
 		mu = 0;
 	}
 	const double arg = v + (double)p->eps;
@@ -217,7 +224,7 @@ void moe_norm_bound(const struct moe_norm_params *p, const float *x, const float
 	for (int64_t i = 0; i < n; i++) {
 		double d = fabs((double)x[i] - mu);
 		double ed = p->kind == MOE_NORM_LAYERNORM ? e_mu * (1 + u) + u * d : 0.0;
-		double b = fabs((double)w[i]) * r * (ed + (d + ed) * grow);
+		double b = fabs((double)w[i]) * r * (ed + (d + ed) * grow) + (fabs((double)w[i]) + 1) * MOE_TINY_HALF;
 		double ymag = fabs(y_ref[i]) + b;
 		b += 0.5 * (p->out_dtype == MOE_DTYPE_BF16 ? moe_ulp_bf16(ymag) : moe_ulp_f32(ymag));
 		bound[i] = isfinite(b) ? b : INFINITY;
