@@ -2,8 +2,10 @@
  * kernels/norm/norm.inc, the whole per-ISA tables and, as a check of the bound itself, the
  * reference) against moe_norm_ref_f64 within an error bound derived below, on seeded random rows of
  * many widths (vector tails), both kinds, every dtype combination, offset means, eps = 0; NaN and
- * infinity rows against the fp32 reference; rows = 0; no write past the output. Variants whose ISA
- * the CPU lacks are skipped and said so. */
+ * infinity rows against the fp32 reference; rows = 0; no write past the output; for the one-pass
+ * variant (moe_norm__avx512bf16_dot), rows that must take each of its paths, within the bound and,
+ * on rows with exact sums, bit for bit against the reference. Variants whose ISA the CPU lacks are
+ * skipped and said so. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -48,7 +50,7 @@ static double gamma_n(double n)
  *   d_v    = ((gamma_{n+2} (q64 + n e_mu^2) + n e_mu^2) / n) / v64 + 2u,  v64 = q64/n + eps
  *   d_r    = d_v / 2 + 2u                                 sqrt and division, each rounding once
  *   |y - y64| <= |w| r64 (e_mu + (|x - mu64| + e_mu)(d_r + 3u)) + half an output ulp of |y64|
- * For RMSNorm mu = e_mu = 0. */
+ * (at least half the subnormal spacing of the output format). For RMSNorm mu = e_mu = 0. */
 static double bound(const struct moe_norm_params *p, double sum_abs, double mu64, double q64, double x,
 		    double w, double y64)
 {
@@ -59,8 +61,9 @@ static double bound(const struct moe_norm_params *p, double sum_abs, double mu64
 	const double d_v = ((gamma_n(n + 2) * (q64 + n * e_mu * e_mu) + n * e_mu * e_mu) / n) / v64 + 2 * u;
 	const double d_r = d_v / 2 + 2 * u;
 	const double out = p->out_dtype == MOE_DTYPE_BF16 ? 0x1p-8 : u; /* half an ulp, relative */
-	return 1.01 * (fabs(w) * r64 * (e_mu + (fabs(x - mu64) + e_mu) * (d_r + 3 * u)) + out * fabs(y64)) +
-	       0x1p-149;
+	/* half the subnormal spacing: bf16 2^-133, fp32 2^-149 (rounded up) */
+	const double floor = p->out_dtype == MOE_DTYPE_BF16 ? 0x1p-134 : 0x1p-149;
+	return 1.01 * (fabs(w) * r64 * (e_mu + (fabs(x - mu64) + e_mu) * (d_r + 3 * u)) + out * fabs(y64)) + floor;
 }
 
 struct row_stats {
@@ -179,8 +182,6 @@ START_TEST(test_random_all_dtypes)
 }
 END_TEST
 
-/* A mean far from zero relative to the spread (1000 + N(0,1)): the two-pass variance must stay
- * accurate, and a one-pass E[x^2] - E[x]^2 would not meet the bound. Also eps = 0. */
 /* The AVX512-BF16 variant rounds its bf16 output with vcvtneps2bf16, which flushes subnormal
  * results and canonicalizes NaNs, and falls back to the exact integer rounding for such vectors:
  * its output must equal the AVX-512 kernel's bit for bit, including subnormal outputs (weights of
@@ -241,6 +242,8 @@ START_TEST(test_bf16_output_matches_avx512_bitwise)
 }
 END_TEST
 
+/* A mean far from zero relative to the spread (1000 + N(0,1)): the two-pass variance must stay
+ * accurate, and a one-pass E[x^2] - E[x]^2 would not meet the bound. Also eps = 0. */
 START_TEST(test_offset_mean_and_zero_eps)
 {
 	rng_state = 99;
@@ -305,6 +308,147 @@ START_TEST(test_nonfinite_rows)
 }
 END_TEST
 
+/* The one-pass variant (moe_norm__avx512bf16_dot) on rows of every kind it must tell apart, in one
+ * call so that each row's statistics are taken while the previous row is written: ordinary rows
+ * (fast path), rows with |mean| >> spread (64 + N(0, 1/2): the one-pass variance would cancel, so
+ * the two passes), rows of 1e-18 (mean square below the 2^-90 guard), rows holding bf16 subnormals among
+ * normal values (fast path; vdpbf16ps flushes them), constant rows (LayerNorm: two passes) and a
+ * row with a zero weight in the table (every row written twice). Against the a-priori bound, at
+ * widths below the 256-column threshold and with tails of the 128- and 32-element steps. */
+START_TEST(test_dot_mixed_rows)
+{
+	static const int64_t cols[] = { 255, 2339 };
+	static const enum moe_dtype dts[2] = { MOE_DTYPE_F32, MOE_DTYPE_BF16 };
+	rng_state = 4242;
+	double worst = 0;
+	for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
+		for (int combo = 0; combo < 16; combo++) {
+			struct moe_norm_params p = {
+				.kind = (combo & 1) ? MOE_NORM_RMSNORM : MOE_NORM_LAYERNORM,
+				.rows = 7, .cols = cols[ci], .eps = (combo & 8) ? 0.0f : 1e-5f,
+				.in_dtype = MOE_DTYPE_BF16, .weight_dtype = dts[(combo >> 1) & 1],
+				.out_dtype = dts[(combo >> 2) & 1],
+			};
+			const int64_t n = p.cols;
+			void *x = malloc((size_t)(p.rows * n) * 2), *w = malloc((size_t)n * 4);
+			ck_assert(x && w);
+			for (int64_t r = 0; r < p.rows; r++) {
+				for (int64_t j = 0; j < n; j++) {
+					const double g = rng_normal();
+					double v = g * 3.0 + 0.5;
+					if (r == 1)
+						v = 64.0 + 0.5 * g;
+					else if (r == 2)
+						v = 1e-18 * g;
+					else if (r == 3 && j % 50 == 7)
+						v = 1e-39 * (1 + j % 5);
+					else if (r == 4 && p.eps > 0) /* with eps = 0 it is 0 * inf */
+						v = 2.5;
+					put(x, MOE_DTYPE_BF16, r * n + j, (float)v);
+				}
+			}
+			for (int64_t j = 0; j < n; j++)
+				put(w, p.weight_dtype, j, (combo & 8) && j == n / 2 ? 0.0f : (float)(1.0 + 0.3 * rng_normal()));
+			int tested = 0;
+			const double q = check_all(&p, x, w, &tested);
+			worst = q > worst ? q : worst;
+			ck_assert_int_ge(tested, 1);
+			free(x);
+			free(w);
+		}
+	}
+	ck_assert_msg(worst > 1e-3, "worst error/bound %.3g: the bound is far too loose", worst);
+}
+END_TEST
+
+/* Rows whose sums are exact in any order (bf16 integers in +-v pairs: sum 0, sum of squares an
+ * integer below 2^24), so every correct fp32 kernel has mu = 0 and the reference's rstd, and its
+ * output must equal the fp32 reference bit for bit, whichever path computed the statistics.
+ * Between such rows: a NaN row and an infinite row (two passes; the reference's NaN pattern); the
+ * weights: ordinary, with every third one tiny (bf16 subnormal outputs: the vcvtne2ps2bf16 path
+ * must write those rows again exactly), with a zero, or with a NaN (no pair path at all). */
+START_TEST(test_dot_exact_rows_bitwise)
+{
+	const struct moe_builtin *dot = moe_builtin_find("moe_norm__avx512bf16_dot");
+	ck_assert_ptr_nonnull(dot);
+	if (moe_isa_hardware() < MOE_ISA_AVX512_BF16) {
+		fprintf(stderr, "test_kernels_norm: AVX512_BF16 unavailable here, moe_norm__avx512bf16_dot skipped\n");
+		return;
+	}
+	static const int64_t cols[] = { 290, 1155 };
+	static const enum moe_dtype dts[2] = { MOE_DTYPE_F32, MOE_DTYPE_BF16 };
+	rng_state = 777;
+	long subnormal_outputs = 0, compared = 0;
+	for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
+		for (int combo = 0; combo < 32; combo++) {
+			struct moe_norm_params p = {
+				.kind = (combo & 1) ? MOE_NORM_RMSNORM : MOE_NORM_LAYERNORM,
+				.rows = 5, .cols = cols[ci], .eps = 1e-5f, .in_dtype = MOE_DTYPE_BF16,
+				.weight_dtype = dts[(combo >> 1) & 1], .out_dtype = dts[(combo >> 2) & 1],
+			};
+			const int wmode = combo >> 3; /* 0 ordinary, 1 tiny, 2 zero, 3 NaN */
+			const int64_t n = p.cols, total = p.rows * n;
+			moe_bf16 *x = malloc((size_t)total * 2);
+			void *w = malloc((size_t)n * 4), *y = malloc((size_t)total * 4), *yr = malloc((size_t)total * 4);
+			ck_assert(x && w && y && yr);
+			for (int64_t r = 0; r < p.rows; r++) {
+				for (int64_t j = 0; j + 1 < n; j += 2) {
+					const float v = (float)(1 + (int)(rng_uniform() * 3.0));
+					x[r * n + j] = moe_f32_to_bf16(v);
+					x[r * n + j + 1] = moe_f32_to_bf16(-v);
+				}
+				if (n % 2)
+					x[r * n + n - 1] = moe_f32_to_bf16(0.0f);
+			}
+			x[1 * n + 17] = moe_f32_to_bf16(NAN);
+			x[3 * n + 3] = moe_f32_to_bf16(-INFINITY);
+			for (int64_t j = 0; j < n; j++) {
+				float wj = (float)(1.0 + 0.3 * rng_normal());
+				if (wmode == 1 && j % 3 == 0)
+					wj = 1e-39f * (float)(1 + j % 7);
+				if (wmode == 2 && j == 11)
+					wj = 0.0f;
+				if (wmode == 3 && j == 5)
+					wj = NAN;
+				put(w, p.weight_dtype, j, wj);
+			}
+			moe_norm__ref(&p, x, w, yr);
+			dot->table->norm(&p, x, w, y);
+			for (int64_t k = 0; k < total; k++) {
+				const double a = get(y, p.out_dtype, k), b = get(yr, p.out_dtype, k);
+				ck_assert_msg(isnan(a) == isnan(b) && (isnan(a) || moe_f32_bits((float)a) == moe_f32_bits((float)b)),
+					      "%s cols %lld combo %d element %lld: %.9g vs ref %.9g",
+					      moe_norm_kind_name(p.kind), (long long)n, combo, (long long)k, a, b);
+				subnormal_outputs += !isnan(b) && b != 0 && fabs(b) < FLT_MIN;
+				compared++;
+			}
+			free(x);
+			free(w);
+			free(y);
+			free(yr);
+		}
+	}
+	ck_assert_int_gt(subnormal_outputs, 100);
+	fprintf(stderr, "test_kernels_norm: one-pass variant bitwise: %ld elements, %ld subnormal\n", compared,
+		subnormal_outputs);
+}
+END_TEST
+
+/* The one-pass variant takes bf16 input only; f32 input goes to the variants after it. */
+START_TEST(test_dot_supports)
+{
+	const struct moe_builtin *dot = moe_builtin_find("moe_norm__avx512bf16_dot");
+	ck_assert_ptr_nonnull(dot);
+	struct moe_norm_params p = { .kind = MOE_NORM_LAYERNORM, .rows = 1, .cols = 8, .eps = 1e-5f,
+				     .in_dtype = MOE_DTYPE_BF16, .weight_dtype = MOE_DTYPE_F32,
+				     .out_dtype = MOE_DTYPE_F32 };
+	ck_assert(dot->table->supports(MOE_OP_NORM, &p));
+	p.in_dtype = MOE_DTYPE_F32;
+	ck_assert(!dot->table->supports(MOE_OP_NORM, &p));
+	ck_assert(!dot->table->supports(MOE_OP_ROUTE, &p));
+}
+END_TEST
+
 START_TEST(test_zero_rows_writes_nothing)
 {
 	struct moe_norm_params p = { .kind = MOE_NORM_LAYERNORM, .rows = 0, .cols = 16, .eps = 1e-5f,
@@ -356,6 +500,9 @@ int main(void)
 	tcase_add_test(tc, test_bf16_output_matches_avx512_bitwise);
 	tcase_add_test(tc, test_offset_mean_and_zero_eps);
 	tcase_add_test(tc, test_nonfinite_rows);
+	tcase_add_test(tc, test_dot_mixed_rows);
+	tcase_add_test(tc, test_dot_exact_rows_bitwise);
+	tcase_add_test(tc, test_dot_supports);
 	tcase_add_test(tc, test_zero_rows_writes_nothing);
 	tcase_add_test(tc, test_bad_params_and_supports);
 	suite_add_tcase(s, tc);

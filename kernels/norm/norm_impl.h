@@ -11,7 +11,9 @@
  * Only mu and rstd can differ from the reference, by the reordering of the two sums: every
  * element's final three operations are the reference's. The error against moe_norm_ref_f64 is
  * therefore bounded by the usual any-order summation bound gamma_n (tests/test_kernels_norm.c
- * derives and checks it). NaN and infinity propagate as in the reference: they reach the sums. */
+ * derives and checks it). NaN and infinity propagate as in the reference: they reach the sums.
+ * The pieces (norm_row_moments: the two passes; norm_row_out[_from]: the elementwise pass) are used
+ * on their own by norm_avx512bf16_dot.c for the rows its one-pass statistics do not cover. */
 #include <assert.h>
 #include <math.h>
 
@@ -19,7 +21,7 @@
 
 /* The full-vector load and the output stores; an including file may name its own, with the same
  * results, by defining MOE_NORM_LOAD, MOE_NORM_STORE and MOE_NORM_STORE_TAIL first
- * (norm_avx512bf16.c: cheaper bf16 widening and the output rounding by AVX512_BF16). */
+ * (norm_avx512bf16_io.h: cheaper bf16 widening and the output rounding by AVX512_BF16). */
 #ifndef MOE_NORM_LOAD
 #define MOE_NORM_LOAD vf_load
 #endif
@@ -66,28 +68,48 @@ static inline float row_sum(const void *x, enum moe_dtype t, int64_t row, int64_
 	return vf_hsum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
 }
 
+/* The output of one row from column j on, given its mean mu (0 for RMSNorm) and rstd: the
+ * reference's last three operations per element. */
+static inline void norm_row_out_from(const struct moe_norm_params *p, const void *x, const void *w, void *y,
+				     int64_t row, int64_t j, float mu, float rstd)
+{
+	const int64_t n = p->cols;
+	const moe_vf vmu = vf_set1(mu), vr = vf_set1(rstd);
+	for (; j + MOE_VW <= n; j += MOE_VW) {
+		const moe_vf z = vf_mul(vf_sub(MOE_NORM_LOAD(x, p->in_dtype, row + j), vmu), vr);
+		MOE_NORM_STORE(y, p->out_dtype, row + j, vf_mul(MOE_NORM_LOAD(w, p->weight_dtype, j), z));
+	}
+	if (j < n) {
+		const int m = (int)(n - j);
+		const moe_vf z = vf_mul(vf_sub(vf_load_tail(x, p->in_dtype, row + j, m, 0.0f), vmu), vr);
+		MOE_NORM_STORE_TAIL(y, p->out_dtype, row + j, vf_mul(vf_load_tail(w, p->weight_dtype, j, m, 0.0f), z), m);
+	}
+}
+
+static inline void norm_row_out(const struct moe_norm_params *p, const void *x, const void *w, void *y, int64_t row,
+				float mu, float rstd)
+{
+	norm_row_out_from(p, x, w, y, row, 0, mu, rstd);
+}
+
+/* mu (LayerNorm; 0 for RMSNorm) and the sum q of (x - mu)^2 of one row, in two passes. */
+static inline float norm_row_moments(const struct moe_norm_params *p, const void *x, int64_t row, float *q)
+{
+	const int64_t n = p->cols;
+	const float mu = p->kind == MOE_NORM_LAYERNORM ? row_sum(x, p->in_dtype, row, n, false, 0.0f) / (float)n : 0.0f;
+	*q = row_sum(x, p->in_dtype, row, n, true, mu);
+	return mu;
+}
+
 static inline void norm_rows(const struct moe_norm_params *p, const void *x, const void *w, void *y)
 {
 	assert(moe_norm_validate(p) == MOE_OK);
 	assert(p->rows == 0 || (x && w && y));
-	const int64_t n = p->cols;
-	const float fn = (float)n;
-	const bool ln = p->kind == MOE_NORM_LAYERNORM;
+	const float fn = (float)p->cols;
 	for (int64_t r = 0; r < p->rows; r++) {
-		const int64_t row = r * n;
-		const float mu = ln ? row_sum(x, p->in_dtype, row, n, false, 0.0f) / fn : 0.0f;
-		const float q = row_sum(x, p->in_dtype, row, n, true, mu);
-		const float rstd = 1.0f / sqrtf(q / fn + p->eps);
-		const moe_vf vmu = vf_set1(mu), vr = vf_set1(rstd);
-		int64_t j = 0;
-		for (; j + MOE_VW <= n; j += MOE_VW) {
-			const moe_vf z = vf_mul(vf_sub(MOE_NORM_LOAD(x, p->in_dtype, row + j), vmu), vr);
-			MOE_NORM_STORE(y, p->out_dtype, row + j, vf_mul(MOE_NORM_LOAD(w, p->weight_dtype, j), z));
-		}
-		if (j < n) {
-			const int m = (int)(n - j);
-			const moe_vf z = vf_mul(vf_sub(vf_load_tail(x, p->in_dtype, row + j, m, 0.0f), vmu), vr);
-			MOE_NORM_STORE_TAIL(y, p->out_dtype, row + j, vf_mul(vf_load_tail(w, p->weight_dtype, j, m, 0.0f), z), m);
-		}
+		const int64_t row = r * p->cols;
+		float q;
+		const float mu = norm_row_moments(p, x, row, &q);
+		norm_row_out(p, x, w, y, row, mu, 1.0f / sqrtf(q / fn + p->eps));
 	}
 }
