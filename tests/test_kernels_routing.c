@@ -701,6 +701,106 @@ START_TEST(test_deepseek_group_ties)
 }
 END_TEST
 
+/* Rows where many keys reach the block path's threshold (the (K+1)-th largest of the 16 column
+ * maxima, rows of 16): experts 16r + c[j] (r < R, c a per-token shuffle of the 16 columns) hold
+ * v(3j + r) for R = 3, v(4j + r) for R = 4, v(n) = 1 + n/20, the other experts -1 - e/1000. The
+ * column maxima are v(R j + R - 1), the ninth largest (j = 7) is v(8R - 1), so the values from it
+ * up reach it: 48 - 23 = 25 for R = 3 (more than 16: at K = 8 the best 16 of them are sorted),
+ * 64 - 31 = 33 for R = 4 (beyond 32: the per-token path); at K = 4 the threshold is the fifth
+ * largest maximum and 16 < R (16 - 4) + 1 keys reach it. Whatever the path, slot k holds the
+ * expert of value v(16R - 1 - k): every method ranks by an increasing function of the logit here
+ * (zero bias for the biased ones). The weights are checked against the reference by check_case. */
+START_TEST(test_many_candidates)
+{
+	enum { T = 37, E = 128 };
+	static float lg[T * E];
+	static int32_t expert_of[T][64];
+	const float zero_bias[E] = { 0.0f };
+	struct stats st = { 0 };
+	rng_state = 5;
+	for (int R = 3; R <= 4; R++) {
+		for (int t = 0; t < T; t++) {
+			int c[16];
+			for (int j = 0; j < 16; j++)
+				c[j] = j;
+			for (int j = 15; j > 0; j--) {
+				const int i = (int)(rng_uniform() * (j + 1)), v = c[i];
+				c[i] = c[j];
+				c[j] = v;
+			}
+			for (int e = 0; e < E; e++)
+				lg[t * E + e] = -1.0f - (float)e / 1000.0f;
+			for (int j = 0; j < 16; j++)
+				for (int r = 0; r < R; r++) {
+					const int n = R * j + r;
+					lg[t * E + 16 * r + c[j]] = 1.0f + (float)n / 20.0f;
+					expert_of[t][n] = 16 * r + c[j];
+				}
+		}
+		for (int K = 4; K <= 8; K += 4) {
+			for (int m = 0; m < MOE_ROUTE_METHOD_COUNT; m++) {
+				if (m == MOE_ROUTE_LLAMA4)
+					continue;
+				for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+					struct moe_route_params p = moe_route_params_default((enum moe_routing_method)m, E, K);
+					p.profile = (enum moe_profile)pr;
+					p.renormalize = true;
+					const bool biased = m == MOE_ROUTE_MINIMAX2 || m == MOE_ROUTE_DEEPSEEKV3;
+					if (biased)
+						p.bias_dtype = MOE_DTYPE_F32;
+					char what[96];
+					snprintf(what, sizeof what, "%s/%s R=%d K=%d", moe_routing_method_name(p.method),
+						 moe_profile_name(p.profile), R, K);
+					check_case(&p, T, lg, biased ? zero_bias : NULL, &st, what);
+					for (size_t i = 1; i < moe_builtin_count(); i++) {
+						const struct moe_builtin *bt = moe_builtin_at(i);
+						if (!moe_backend_provides(bt->table, MOE_OP_ROUTE, &p) || bt->isa > moe_isa_hardware())
+							continue;
+						int32_t ids[T * 8];
+						float w[T * 8];
+						bt->table->route(&p, T, lg, biased ? zero_bias : NULL, ids, w);
+						for (int t = 0; t < T; t++)
+							for (int k = 0; k < K; k++)
+								ck_assert_msg(ids[t * K + k] == expert_of[t][16 * R - 1 - k],
+									      "%s %s token %d slot %d: id %d, want %d", bt->table->name,
+									      what, t, k, ids[t * K + k], expert_of[t][16 * R - 1 - k]);
+					}
+				}
+			}
+		}
+	}
+	ck_assert_int_gt(st.tables, st.cases);
+}
+END_TEST
+
+/* Default and RenormalizeNaive on finite rows of extreme spread: N(0,1) logits with every fifth
+ * replaced by -3e38 (exp(x - max) = 0 there, but x - max reaches the range where only vf_exp's
+ * clamp keeps the reduction finite), against rows of N(0,1) logits alone (the softmax sum of
+ * the block path skips the clamp on rows of small spread). T = 37: full blocks and a partial one. */
+START_TEST(test_softmax_wide_rows)
+{
+	enum { T = 37, E = 128, K = 8 };
+	struct stats st = { 0 };
+	rng_state = 9;
+	for (int wide = 0; wide < 2; wide++) {
+		float *lg = make_logits(MOE_DTYPE_F32, T * E, 1.0, 0.0);
+		for (int i = 0; wide && i < T * E; i += 5)
+			lg[i] = -3e38f;
+		for (int m = 0; m < 2; m++)
+			for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
+				struct moe_route_params p = moe_route_params_default(m ? MOE_ROUTE_RENORMALIZE_NAIVE : MOE_ROUTE_DEFAULT, E, K);
+				p.profile = (enum moe_profile)pr;
+				char what[80];
+				snprintf(what, sizeof what, "%s/%s %s rows", moe_routing_method_name(p.method),
+					 moe_profile_name(p.profile), wide ? "wide" : "narrow");
+				check_case(&p, T, lg, NULL, &st, what);
+			}
+		free(lg);
+	}
+	ck_assert_int_gt(st.tables, st.cases);
+}
+END_TEST
+
 START_TEST(test_t0_t1)
 {
 	struct stats st = { 0 };
@@ -773,6 +873,8 @@ int main(void)
 	tcase_add_test(tc, test_saturated_ties_k8);
 	tcase_add_test(tc, test_deepseek_group_ties);
 	tcase_add_test(tc, test_t0_t1);
+	tcase_add_test(tc, test_many_candidates);
+	tcase_add_test(tc, test_softmax_wide_rows);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -62,13 +62,16 @@
  *            out of the race (HF: key 0.0), as on the per-token path. G > 8 takes select_groups.
  *   bound    one token per lane: the 16 column maxima of each token's keys (rows of 16),
  *            transposed, sorted in every lane by a bitonic network; the (K+1)-th largest is t,
- *            below or at the (K+1)-th largest key. About K + 3 keys reach it (E = 128, random).
- *   top-k    the keys >= t (vpcompressd, register form), packed as above; more than 16 of them
- *            (rows of equal keys) take the per-token path. K + 1 > 8: the packed candidates of
- *            the 16 tokens transposed (8 x 8 blocks of 64-bit values) and sorted by one 16-slot
- *            bitonic network of 64-bit max/min, a token per lane, into slot-major arrays.
- *            K + 1 <= 8: each token's candidates sorted on their own (one 8-key network when
- *            they are at most 8), then transposed to slot-major.
+ *            below or at the (K+1)-th largest key. About K + 4 keys reach it (E = 128, random;
+ *            more than 16 in about 3% of tokens, 5% at E = 256).
+ *   top-k    the keys >= t (vpcompressd, register form), packed as above. K + 1 > 8: up to 32 of
+ *            them (more, e.g. rows of equal keys: the per-token path); of more than 16 the best
+ *            16, by one token's bitonic networks (the K + 1 best are among them); the packed
+ *            candidates of the 16 tokens transposed (8 x 8 blocks of 64-bit values) and sorted by
+ *            one 16-slot bitonic network of 64-bit max/min, a token per lane, into slot-major
+ *            arrays. K + 1 <= 8: up to 16 (more: the per-token path), each token's candidates
+ *            sorted on their own (one 8-key network when they are at most 8), then transposed to
+ *            slot-major.
  *   weights  with a token per lane, from the slot-major arrays, for every method but TopK (whose
  *            weights are its raw logits, -0.0 kept: block_finish, token by token): the formulas
  *            and sum orders above run down the slots, so each lane performs the same fp32
@@ -568,13 +571,14 @@ struct route_block {
 	float gscore[16][16] __attribute__((aligned(64)));                /* DeepSeekV3 group scores */
 	uint32_t drop[16] __attribute__((aligned(64)));                   /* groups not kept, a bit each */
 	float s[16][MOE_ROUTE_BLOCK_MAX_E] __attribute__((aligned(64)));  /* sigmoids (BLOCK_BIASED) */
-	int32_t cid[16][32] __attribute__((aligned(64)));                 /* candidates: keys >= t */
-	uint32_t ckey[16][32] __attribute__((aligned(64)));
+	int32_t cid[16][48] __attribute__((aligned(64)));                 /* candidates: keys >= t */
+	uint32_t ckey[16][48] __attribute__((aligned(64)));
 	int32_t sel[16][16] __attribute__((aligned(64)));                 /* the K + 1 best, in order */
 	uint32_t skey[16][16] __attribute__((aligned(64)));
 	uint32_t skv[16][16] __attribute__((aligned(64)));                /* slot-major: key of slot s, token i */
 	int32_t sid[16][16] __attribute__((aligned(64)));                 /* slot-major: expert of slot s, token i */
 	unsigned nc[16];
+	unsigned ncmax;                                                   /* the most candidates sorted here */
 	float mx[16], Z[16];                                              /* softmax max and sum */
 	bool finite[16];
 };
@@ -602,12 +606,20 @@ static inline enum block_kind block_kind_of(enum moe_routing_method m)
 }
 
 /* The softmax denominator of a finite row: Z = the sum of exp(x - mx) in vector order (lanes
- * past E add 0), mx its largest logit. */
-static inline float softmax_sum(const void *row, enum moe_dtype t, int32_t E, float mx)
+ * past E add 0), mx its largest logit, mn its smallest. Where mn - mx >= -100 (the usual row) every
+ * x - mx is in vf_exp_in_range's range, and the exps of the whole rows skip vf_exp's clamp (the
+ * same values); the tail's padding is -inf, so it keeps the clamp. */
+static inline float softmax_sum(const void *row, enum moe_dtype t, int32_t E, float mx, float mn)
 {
 	const moe_vf m = vf_set1(mx);
 	moe_vf z0 = vf_zero(), z1 = vf_zero();
 	int32_t i = 0;
+	if (mn - mx >= -100.0f) {
+		for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
+			z0 = vf_add(z0, vf_exp_in_range(vf_sub(vf_load(row, t, i), m)));
+			z1 = vf_add(z1, vf_exp_in_range(vf_sub(vf_load(row, t, i + MOE_VW), m)));
+		}
+	}
 	for (; i + 2 * MOE_VW <= E; i += 2 * MOE_VW) {
 		z0 = vf_add(z0, vf_exp(vf_sub(vf_load(row, t, i), m)));
 		z1 = vf_add(z1, vf_exp(vf_sub(vf_load(row, t, i + MOE_VW), m)));
@@ -620,9 +632,10 @@ static inline float softmax_sum(const void *row, enum moe_dtype t, int32_t E, fl
 /* pass_logit_keys for the block path, with the zero padding past E and the 16 column maxima of
  * the keys (block_column_max) in the same pass; finiteness is read off the extreme keys instead
  * of every vector: a row is finite iff its largest key is below that of +inf (+NaN keys are
- * above) and its smallest above that of -inf (-NaN keys are below). */
+ * above) and its smallest above that of -inf (-NaN keys are below). *lo_key (unless NULL) = the
+ * smallest key. */
 static inline bool block_logit_keys(const void *row, enum moe_dtype t, int32_t E, bool zero_equal, uint32_t *key,
-				    uint32_t *cm)
+				    uint32_t *cm, uint32_t *lo_key)
 {
 	const moe_vf z = vf_set1(zero_equal ? 0.0f : -0.0f); /* x + -0.0 is x, -0.0 included */
 	__m512i hi = _mm512_setzero_si512(), lo = _mm512_set1_epi32(-1);
@@ -643,6 +656,8 @@ static inline bool block_logit_keys(const void *row, enum moe_dtype t, int32_t E
 	}
 	_mm512_storeu_si512(key + i, _mm512_setzero_si512());
 	_mm512_store_si512(cm, hi);
+	if (lo_key)
+		*lo_key = _mm512_reduce_min_epu32(lo);
 	return !_mm512_cmpge_epu32_mask(hi, _mm512_set1_epi32((int)0xff800000u)) &&
 	       !_mm512_cmple_epu32_mask(lo, _mm512_set1_epi32(0x007fffff));
 }
@@ -654,21 +669,22 @@ static inline void block_prepare(struct route_block *bk, int i, const struct moe
 {
 	const int32_t E = p->num_experts;
 	const enum moe_dtype t = p->logits_dtype;
-	uint32_t *key = bk->key[i];
+	uint32_t *key = bk->key[i], lo = 0;
 	switch (kind) {
 	case BLOCK_LOGITS:
 		bk->finite[i] = block_logit_keys(row, t, E, p->profile != MOE_PROFILE_FLASHINFER || p->method == MOE_ROUTE_LLAMA4,
-						 key, bk->cm[i]);
+						 key, bk->cm[i], NULL);
 		break;
 	case BLOCK_SIGMOID:
 	case BLOCK_SOFTMAX:
 		/* sigmoid and exp map -0.0 and +0.0 to one value: rank them equal */
-		bk->finite[i] = block_logit_keys(row, t, E, true, key, bk->cm[i]);
+		bk->finite[i] = block_logit_keys(row, t, E, true, key, bk->cm[i], kind == BLOCK_SOFTMAX ? &lo : NULL);
 		if (bk->finite[i] && kind == BLOCK_SOFTMAX) {
 			/* the largest logit from the column maxima of its keys (x + 0.0: exp cannot tell) */
 			bk->mx[i] = _mm512_cvtss_f32(vf_key_value(_mm512_castsi512_ps(_mm512_set1_epi32((int)_mm512_reduce_max_epu32(
 				_mm512_load_si512(bk->cm[i]))))));
-			bk->Z[i] = softmax_sum(row, t, E, bk->mx[i]);
+			const float mn = _mm512_cvtss_f32(vf_key_value(_mm512_castsi512_ps(_mm512_set1_epi32((int)lo))));
+			bk->Z[i] = softmax_sum(row, t, E, bk->mx[i], mn);
 		}
 		break;
 	default:
@@ -838,7 +854,8 @@ static inline bool block_finish(struct route_block *bk, int i, const struct moe_
 /* ---- slot-major sort and weights: one token per lane ---- */
 
 /* bk->skv[s] and bk->sid[s] = the key and the expert of slot s (0..16) of the 16 tokens, for
- * the tokens with nc <= 16 candidates, as simd_sort_candidates orders them: the packed candidates
+ * the tokens with nc <= 32 candidates (of more than 16, the best 16: simd_top16_candidates), as
+ * simd_sort_candidates orders them: the packed candidates
  * (key << 32 | ~index) transposed in 8 x 8 blocks of 64-bit values and sorted by a bitonic
  * network of max/min pairs over the 16 slots, one token per lane (no shuffles inside the network
  * and no dependency chain through one token). Slots past a token's nc hold key 0. */
@@ -848,6 +865,8 @@ static inline void block_sort_candidates(struct route_block *bk, int nb)
 	for (int i = 0; i < 16; i++) {
 		if (i < nb && bk->finite[i] && bk->nc[i] <= 16) {
 			simd_pack_candidates(bk->cid[i], bk->ckey[i], bk->nc[i], pk[i]);
+		} else if (i < nb && bk->finite[i] && bk->nc[i] <= 32) {
+			simd_top16_candidates(bk->cid[i], bk->ckey[i], bk->nc[i], pk[i]);
 		} else {
 			_mm512_store_si512(pk[i], _mm512_setzero_si512());
 			_mm512_store_si512(pk[i] + 8, _mm512_setzero_si512());
@@ -925,7 +944,7 @@ static inline moe_vf lanes_canon(moe_vf v)
  * formulas with each token in
  * its lane, so the sums over the K run down the slots (the same additions in the same order) and
  * nothing is horizontal. Returns the tokens it did not finish (lanes): those block_finish must
- * see, i.e. the ones it declines (nc > 16, not finite) and those with equal weights from distinct
+ * see, i.e. the ones it declines (nc > ncmax, not finite) and those with equal weights from distinct
  * keys among the K + 1 (settle_monotone's cases). */
 static inline unsigned block_finish_lanes(struct route_block *bk, int nb, const struct moe_route_params *p,
 					  enum block_kind kind, int32_t *ids, float *out)
@@ -935,7 +954,7 @@ static inline unsigned block_finish_lanes(struct route_block *bk, int nb, const 
 	const enum moe_routing_method m = effective_method(p);
 	unsigned todo = 0;
 	for (int i = 0; i < nb; i++)
-		todo |= (unsigned)(bk->finite[i] && bk->nc[i] <= 16) << i;
+		todo |= (unsigned)(bk->finite[i] && bk->nc[i] <= bk->ncmax) << i;
 	moe_vf w[16], x[16];
 	for (int k = 0; k < 16; k++)
 		w[k] = x[k] = vf_zero();
@@ -1033,6 +1052,8 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 	memset(bk.skey, 0, sizeof bk.skey);
 	memset(bk.mx, 0, sizeof bk.mx);
 	memset(bk.Z, 0, sizeof bk.Z);
+	/* The 16-slot network takes the best 16 of up to 32 candidates; the per-token sort 16. */
+	bk.ncmax = p->top_k + 1 > 8 ? 32 : 16;
 	const int32_t E = p->num_experts, K = p->top_k;
 	const enum block_kind kind = block_kind_of(effective_method(p));
 	/* The weights are computed with one token per lane, except TopK's (raw logits, -0.0 kept),
@@ -1068,7 +1089,7 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 		/* phase by phase over the block, so that the out-of-order core overlaps the tokens' chains */
 		for (int i = 0; i < nb; i++)
 			if (bk.finite[i])
-				bk.nc[i] = simd_collect_above(bk.key[i], E, bk.t[i], bk.cid[i], bk.ckey[i]);
+				bk.nc[i] = simd_collect_above_max(bk.key[i], E, bk.t[i], bk.ncmax, bk.cid[i], bk.ckey[i]);
 		if (K + 1 > 8) {
 			block_sort_candidates(&bk, nb);
 		} else {
@@ -1090,9 +1111,9 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 				moe_route__ref(p, 1, row, bias, id, w);
 				continue;
 			}
-			if (bk.nc[i] <= 16)
+			if (bk.nc[i] <= bk.ncmax)
 				block_token_major(&bk, i);
-			if (bk.nc[i] > 16 || !block_finish(&bk, i, p, kind, row, id, w))
+			if (bk.nc[i] > bk.ncmax || !block_finish(&bk, i, p, kind, row, id, w))
 				route_one(&one, p, row, bias, b, id, w);
 		}
 	}

@@ -128,12 +128,10 @@ static inline unsigned vf_finite_mask(moe_vf v)
 	return _mm512_cmpneq_epi32_mask(e, _mm512_set1_epi32(0x7f800000));
 }
 
-/* exp(x) = 2^n * p(r), n = round(x / ln2), r = x - n*ln2 in two pieces (n*LN2_HI is exact for
- * |n| < 512); vscalefps applies 2^n with a single rounding, so overflow, underflow and subnormal
- * results come out right. The clamp keeps r finite for x = -inf and changes no result. */
-static inline moe_vf vf_exp(moe_vf x)
+/* vf_exp for -110 <= x <= 89 (or NaN): the same result without the clamp, for callers that know
+ * the range (routing's softmax sums over rows whose spread is small), two operations fewer. */
+static inline moe_vf vf_exp_in_range(moe_vf x)
 {
-	x = _mm512_min_ps(vf_set1(89.0f), _mm512_max_ps(vf_set1(-110.0f), x)); /* NaN passes through */
 	const moe_vf n = _mm512_roundscale_ps(_mm512_mul_ps(x, vf_set1(1.44269504088896341f)),
 					      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	moe_vf r = _mm512_fnmadd_ps(n, vf_set1(0.693145751953125f), x);
@@ -146,6 +144,15 @@ static inline moe_vf vf_exp(moe_vf x)
 	p = vf_fmadd(p, r, vf_set1(1.0f));
 	p = vf_fmadd(p, r, vf_set1(1.0f));
 	return _mm512_scalef_ps(p, n);
+}
+
+/* exp(x) = 2^n * p(r), n = round(x / ln2), r = x - n*ln2 in two pieces (n*LN2_HI is exact for
+ * |n| < 512); vscalefps applies 2^n with a single rounding, so overflow, underflow and subnormal
+ * results come out right. The clamp keeps r finite for x = -inf and changes no result. */
+static inline moe_vf vf_exp(moe_vf x)
+{
+	/* NaN passes through the clamp */
+	return vf_exp_in_range(_mm512_min_ps(vf_set1(89.0f), _mm512_max_ps(vf_set1(-110.0f), x)));
 }
 
 /* The flashinfer-style total-order key of a float: -NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN
@@ -266,9 +273,11 @@ static inline void simd_store_sel(__m512i top, __m512i next, int32_t *ids, uint3
 
 /* The keys of key[0..E) (rows of 16, zero-padded; 0 = not in the race) that are >= t, and their
  * indices, into ckey[0..nc) and cid[0..nc) in index order; returns nc. Writes nothing and returns
- * nc > 16 when more than 16 keys reach t. Row by row, register-form vpcompressd and overlapping
- * full-width stores (the memory form of vpcompressd is microcoded here): ckey and cid hold 32. */
-static inline unsigned simd_collect_above(const uint32_t *key, int E, uint32_t t, int32_t *cid, uint32_t *ckey)
+ * nc > max when more than max keys reach t. Row by row, register-form vpcompressd and overlapping
+ * full-width stores (the memory form of vpcompressd is microcoded here): ckey and cid hold
+ * max + 16. */
+static inline unsigned simd_collect_above_max(const uint32_t *key, int E, uint32_t t, unsigned max, int32_t *cid,
+					      uint32_t *ckey)
 {
 	enum { MAX_ROWS = 64 };
 	const int rows = (E + 15) / 16;
@@ -280,7 +289,7 @@ static inline unsigned simd_collect_above(const uint32_t *key, int E, uint32_t t
 		m[r] = _mm512_cmpge_epu32_mask(_mm512_loadu_si512(key + 16 * r), vt);
 		nc += (unsigned)__builtin_popcount(m[r]);
 	}
-	if (nc > 16)
+	if (nc > max)
 		return nc;
 	const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	unsigned c = 0;
@@ -290,6 +299,12 @@ static inline unsigned simd_collect_above(const uint32_t *key, int E, uint32_t t
 		c += (unsigned)__builtin_popcount(m[r]);
 	}
 	return nc;
+}
+
+/* simd_collect_above_max for at most 16 keys (ckey and cid hold 32). */
+static inline unsigned simd_collect_above(const uint32_t *key, int E, uint32_t t, int32_t *cid, uint32_t *ckey)
+{
+	return simd_collect_above_max(key, E, t, 16, cid, ckey);
 }
 
 /* ids[0..16) and keys[0..16) of the n best of nc <= 16 candidates (cid, ckey; n <= nc) in slot
@@ -503,6 +518,37 @@ static inline void simd_pack_candidates(const int32_t *cid, const uint32_t *ckey
 	_mm512_storeu_si512(p + 8, _mm512_maskz_or_epi64((__mmask8)(all >> 8),
 							 _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(k, 1)), 32),
 							 _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(ni, 1))));
+}
+
+/* The 16 best of 16 < nc <= 32 candidates (cid, ckey), packed as (key << 32 | ~index), into
+ * p[0..16) in descending order: four sorted 8s, merged pairwise into two sorted 16s (each as a
+ * larger and a smaller 8), and the larger 16 of those two taken by one half-cleaner step and
+ * sorted by the bitonic merge. */
+static inline void simd_top16_candidates(const int32_t *cid, const uint32_t *ckey, unsigned nc, uint64_t *p)
+{
+	assert(nc > 16 && nc <= 32);
+	const __m512i rev = _mm512_setr_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+	__m512i hi[2], lo[2];
+	for (int h = 0; h < 2; h++) {
+		const __mmask16 all = (__mmask16)(h ? (1u << (nc - 16)) - 1u : 0xffffu);
+		const __m512i k = _mm512_loadu_si512(ckey + 16 * h);
+		const __m512i ni = _mm512_xor_si512(_mm512_loadu_si512(cid + 16 * h), _mm512_set1_epi32(-1));
+		const __m512i a = sort8_desc(_mm512_maskz_or_epi64((__mmask8)all,
+								    _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(k)), 32),
+								    _mm512_cvtepu32_epi64(_mm512_castsi512_si256(ni))));
+		const __m512i b = sort8_desc(_mm512_maskz_or_epi64((__mmask8)(all >> 8),
+								    _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(k, 1)), 32),
+								    _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(ni, 1))));
+		const __m512i rb = _mm512_permutexvar_epi64(rev, b);
+		hi[h] = merge8_desc(_mm512_max_epu64(a, rb));
+		lo[h] = merge8_desc(_mm512_min_epu64(a, rb));
+	}
+	/* (hi[0], lo[0]) against (hi[1], lo[1]) reversed: the lane-wise maxima are the best 16, a
+	 * bitonic sequence; one exchange at distance 8, then each 8 merged */
+	const __m512i z0 = _mm512_max_epu64(hi[0], _mm512_permutexvar_epi64(rev, lo[1]));
+	const __m512i z1 = _mm512_max_epu64(lo[0], _mm512_permutexvar_epi64(rev, hi[1]));
+	_mm512_storeu_si512(p, merge8_desc(_mm512_max_epu64(z0, z1)));
+	_mm512_storeu_si512(p + 8, merge8_desc(_mm512_min_epu64(z0, z1)));
 }
 
 /* ---- DeepSeekV3 group scores (routing_impl.h) ---- */
