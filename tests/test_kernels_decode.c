@@ -11,6 +11,8 @@
  *     weight row or a token of x that is bf16-subnormal, MXFP4 scale bytes that make subnormal
  *     weights, FP8 scales outside [2^-60, 2^60]. Each case is built so that a flush to zero moves
  *     the decided outputs to exactly 0 where the reference's are not;
+ *   - MXFP4 scale bytes of neighbouring 32-blocks far apart, so that a table row taken from the
+ *     wrong block is seen;
  *   - zero tokens (y untouched) and supports() refusing what the variant does not take.
  * The cases skip themselves on a CPU without AVX512_BF16 (and under valgrind, which lacks it). */
 #include <check.h>
@@ -191,6 +193,36 @@ START_TEST(mx_subnormal_scales_fall_back)
 }
 END_TEST
 
+/* MXFP4 with the scale bytes of each 64-column group's two 32-blocks 2^12 apart (byte 121, 2^-6,
+ * then 133, 2^6, for every row of gate, up and down), at M = 1, 2 and 8: the decoder reads one
+ * table row per 32-block, so a row taken from the wrong block would scale half of every dot
+ * product by 2^12 or 2^-12, far outside the bound. */
+START_TEST(mx_block_scales_apart)
+{
+	moe_expert_fn *fn = variant();
+	if (!fn)
+		return;
+	const struct wformat *f = &formats[8];
+	struct rng r = { 5100u };
+	const int64_t H = 192, I = 128;
+	struct moe_expert_weights w = random_weights(&r, f, H, I);
+	struct moe_qtensor *t[3] = { &w.gate, &w.up, &w.down };
+	for (int j = 0; j < 3; j++) {
+		uint8_t *sf = (uint8_t *)t[j]->scales;
+		for (int64_t b = 0; b < t[j]->rows * (t[j]->cols / 32); b++)
+			sf[b] = b % 2 ? 133 : 121;
+	}
+	const int64_t ms[3] = { 1, 2, 8 };
+	for (int c = 0; c < 3; c++) {
+		const struct moe_expert_params p = expert_params(f, ms[c], H, I);
+		float *x = normal_array(&r, (size_t)(ms[c] * H), 1.0);
+		free(check_against_f64(fn, &p, x, &w, "mx block scales apart", NULL));
+		free(x);
+	}
+	free_weights(&w);
+}
+END_TEST
+
 /* FP8 per-tensor weights N(0, 2^-72) (amax about 2^-70, so 1 / gs = amax / 448 is below 2^-60),
  * x N(0, 2^50) to keep g, u and y normal; and 128x128 weights N(0, 2^68) (dequant scales
  * amax / 448 above 2^60), x N(0, 2^-80) so that a stays finite: the fp32 kernel's results,
@@ -280,6 +312,7 @@ static Suite *decode_suite(void)
 	tcase_add_loop_test(tc, formats_and_token_counts, 0, (int)(sizeof formats / sizeof formats[0]));
 	tcase_add_loop_test(tc, bf16_subnormals_fall_back, 0, 2);
 	tcase_add_test(tc, mx_subnormal_scales_fall_back);
+	tcase_add_test(tc, mx_block_scales_apart);
 	tcase_add_loop_test(tc, fp8_scales_out_of_range, 0, 2);
 	tcase_add_test(tc, zero_tokens);
 	tcase_add_test(tc, supports_refuses);

@@ -53,12 +53,15 @@
  * the weight decoder produces them (FP8: per 128-bit lane, bytes 0-7 then 8-15; FP4: the even
  * columns, then the odd ones), which a dot product does not see.
  * The tile is 2 weight rows (gate and up of one intermediate row, or 2 down rows) by up to 8
- * tokens (FP8: 4; FP4 below 4 tokens: 4 rows), each row prefetched 1 KiB ahead into L1 and 8 KiB
- * ahead into L2, which measured best on cold weights with this machine's two cores.
- * Ceilings (Zen 5 core, 2 vdpbf16ps per cycle at about 3.8 GHz): one instruction per token covers
- * 64 bytes of bf16, 32 of FP8 and 16 of FP4 weights, so the dot products alone allow 128/M, 64/M
- * and 32/M bytes per cycle, against the 7.8 a core needs for 80% of its 37 GB/s: FP8 from 8
- * tokens and FP4 from 4 tokens on are compute bound here. */
+ * tokens (FP4 below 4 tokens: 4 rows), each row prefetched 1 KiB ahead into L1 and 8 KiB ahead
+ * into L2, which measured best on cold weights with this machine's two cores.
+ * Ceilings: one vdpbf16ps per token covers 64 bytes of bf16, 32 of FP8 and 16 of FP4 weights,
+ * and this machine's core (a KVM guest on Zen 5) retired about 2.2 G of them per second on 24
+ * independent chains, timed next to a chain of dependent integer adds at about 2.5 G per second
+ * (about 0.9 per clock, not 2), so the dot products alone allow about 140/M, 70/M and 35/M GB/s:
+ * bf16 from 4 tokens, FP8 from 4 and FP4 from 2 are compute bound here, bf16 and FP8 at 1 and 2
+ * tokens stream at about 90% of the calibrated 37 GB/s when the machine is otherwise idle, and
+ * FP4 at 1 token is bound by its table decoding. */
 #include "simd/simd_avx512.h"
 #include "expert/expert_simd_avx512.h"
 
@@ -419,13 +422,13 @@ EK_ALWAYS void ekd_tile(enum ekd_kind kind, int MR, int R, const struct ekd_tabs
 		ekd_dot_fp4(MR, R, t, w, A, m0, out, sub);
 }
 
-/* The tile of R rows for the largest power-of-two token count <= min(left, MR x R budget): 16
- * accumulators for bf16 and FP4, 8 block sums and 8 accumulators for FP8, so that they stay in
- * registers; returns the count. */
+/* The tile of R rows for the largest power-of-two token count <= min(left, 16 / R): 16
+ * accumulators, which for FP8 come with 16 block sums; a few of those spill, but decoding each
+ * weight vector once for 8 tokens measured faster than twice for 2 x 4; returns the count. */
 EK_ALWAYS int ekd_dot_some(enum ekd_kind kind, int R, const struct ekd_tabs *t, int64_t left,
 			   const struct ekd_rows *w, const struct ekd_act *A, int64_t m0, float *out, __mmask32 *sub)
 {
-	const int most = (kind == EKD_FP8 ? 8 : 16) / R;
+	const int most = 16 / R;
 	if (most >= 8 && left >= 8) {
 		ekd_tile(kind, 8, R, t, w, A, m0, out, sub);
 		return 8;
@@ -460,7 +463,6 @@ EK_ALWAYS void ekd_gemm1(enum ekd_kind kind, int R, const struct ekd_tabs *t, co
 		float gb[16][16] __attribute__((aligned(64))), ub[16][16] __attribute__((aligned(64)));
 		for (int r = 0; r < ni; r += R / 2) {
 			struct ekd_rows w;
-			EK_UNROLL
 			for (int j = 0; j < R / 2; j++) { /* past the end: the last row again */
 				const int64_t row = i0 + (r + j < ni ? r + j : ni - 1);
 				ekd_row(kind, gate, row, X->c, &w, 2 * j);
@@ -523,9 +525,9 @@ EK_ALWAYS void ekd_gemm2(enum ekd_kind kind, int R, const struct ekd_tabs *t, co
 }
 
 /* Both GEMMs' row count per tile: 2 (gate and up of one intermediate row; 2 down rows), which
- * measured best on the cold streams (fewer concurrent streams, the L2 prefetch far ahead), with
- * up to 8 tokens (FP8: 4, its block sums take registers); 4 rows for FP4 below 4 tokens, where
- * the table decoding is the cost and 2 rows leave it exposed. */
+ * measured best on the cold streams (fewer concurrent streams, the L2 prefetch far ahead; 4 or 8
+ * rows at 1 and 2 tokens measured no faster for bf16, FP8 or FP4), with up to 8 tokens; 4 rows
+ * for FP4 below 4 tokens, where the table decoding is the cost and 2 rows leave it exposed. */
 static inline int ekd_rows_for(enum ekd_kind kind, int64_t M)
 {
 	return kind == EKD_FP4 && M < 4 ? 4 : 2;
