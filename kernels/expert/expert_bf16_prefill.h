@@ -37,39 +37,6 @@ EK_ALWAYS __mmask32 ek_bf16_sub_lanes(__m512i w)
 	return _mm512_mask_test_epi16_mask(e0, w, _mm512_set1_epi16(0x7fff));
 }
 
-/* In-register transpose of 16 x 16 words (v[i] = row i in, column i out): ek_transpose's steps
- * (unpack pairs, shuffle quads, move 128-bit lanes twice) with every loop unrolled, so that the
- * 16 vectors never leave the registers. */
-EK_ALWAYS void ek_bf16_transpose(__m512 v[16])
-{
-	__m512 t[16];
-	EK_UNROLL
-	for (int i = 0; i < 16; i += 2) {
-		t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-		t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-	}
-	EK_UNROLL
-	for (int i = 0; i < 16; i += 4) {
-		v[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-		v[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-		v[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-		v[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-	}
-	EK_UNROLL
-	for (int c = 0; c < 4; c++) {
-		const __m512 a = _mm512_shuffle_f32x4(v[c], v[4 + c], 0x88), b = _mm512_shuffle_f32x4(v[c], v[4 + c], 0xdd);
-		const __m512 e = _mm512_shuffle_f32x4(v[8 + c], v[12 + c], 0x88);
-		const __m512 d = _mm512_shuffle_f32x4(v[8 + c], v[12 + c], 0xdd);
-		t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
-		t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xdd);
-		t[4 + c] = _mm512_shuffle_f32x4(b, d, 0x88);
-		t[12 + c] = _mm512_shuffle_f32x4(b, d, 0xdd);
-	}
-	EK_UNROLL
-	for (int i = 0; i < 16; i++)
-		v[i] = t[i];
-}
-
 /* Whether n bf16 values hold no subnormal. */
 static inline bool ek_no_bf16_subnormal(const uint16_t *v, int64_t n)
 {
@@ -134,7 +101,7 @@ static inline __mmask32 ek_bf16_pack(const struct ek_wt *const w[2], const int64
 			EK_UNROLL
 			for (int j = 0; j < 16; j++)
 				sub |= ek_bf16_sub_lanes(_mm512_castps_si512(v[j]));
-			ek_bf16_transpose(v);
+			ek_transpose(v); /* 16 x 16 words: bf16 pairs move as fp32 lanes */
 			if (pairs - p >= 16) {
 				EK_UNROLL
 				for (int t = 0; t < 16; t++)

@@ -26,21 +26,25 @@ static inline __m512i ek_nibble_lanes(const uint8_t *p, int64_t k)
 
 /* In-register transpose of a 16 x 16 fp32 tile (v[i] = row i in, column i out), for packing
  * decoded weight rows into the prefill panels: unpack pairs, shuffle quads, then move 128-bit
- * lanes twice. 64 shuffles per 256 elements. */
-static inline void ek_transpose(__m512 v[16])
+ * lanes twice. 64 shuffles per 256 elements. Inlined and unrolled so that the 16 vectors never
+ * leave the registers (a called copy passed them through memory). */
+static inline __attribute__((always_inline)) void ek_transpose(__m512 v[16])
 {
 	__m512 t[16];
+	_Pragma("GCC unroll 16")
 	for (int i = 0; i < 16; i += 2) {
 		t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
 		t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
 	}
 	/* v[4q + c], 128-bit lane L: column 4L + c of rows 4q .. 4q + 3 */
+	_Pragma("GCC unroll 16")
 	for (int i = 0; i < 16; i += 4) {
 		v[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
 		v[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
 		v[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
 		v[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
 	}
+	_Pragma("GCC unroll 16")
 	for (int c = 0; c < 4; c++) {
 		const __m512 a = _mm512_shuffle_f32x4(v[c], v[4 + c], 0x88), b = _mm512_shuffle_f32x4(v[c], v[4 + c], 0xdd);
 		const __m512 e = _mm512_shuffle_f32x4(v[8 + c], v[12 + c], 0x88);
@@ -50,6 +54,7 @@ static inline void ek_transpose(__m512 v[16])
 		t[4 + c] = _mm512_shuffle_f32x4(b, d, 0x88);
 		t[12 + c] = _mm512_shuffle_f32x4(b, d, 0xdd);
 	}
+	_Pragma("GCC unroll 16")
 	for (int i = 0; i < 16; i++)
 		v[i] = t[i];
 }
