@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,46 @@ static inline double max_ratio(const float *y, const double *ref, const double *
 			worst = r;
 	}
 	return worst;
+}
+
+/* The built-in single-variant table `name`'s expert kernel, or NULL (with a line saying why, for
+ * the test log `test`) when this CPU lacks its ISA. */
+static inline moe_expert_fn *variant_or_skip(const char *name, const char *test)
+{
+	const struct moe_builtin *b = moe_builtin_find(name);
+	ck_assert_ptr_nonnull(b);
+	if (b->isa > moe_isa_hardware()) {
+		printf("%s: skipped: this CPU lacks %s\n", test, moe_isa_name(b->isa));
+		return NULL;
+	}
+	return b->table->expert;
+}
+
+/* Runs fn on (p, x, w) and checks every output against the f64 reference's bound, and that nothing
+ * was written past y. Returns y (M * H floats) and, when ref_out is given, the reference's values;
+ * the caller frees them. */
+static inline float *check_against_f64(moe_expert_fn *fn, const struct moe_expert_params *p, const float *x,
+				       const struct moe_expert_weights *w, const char *what, double **ref_out)
+{
+	const size_t n = (size_t)(p->tokens * p->hidden);
+	double *ref = malloc(n * sizeof *ref), *bound = malloc(n * sizeof *bound);
+	float *y = malloc((n + 1) * sizeof *y);
+	ck_assert(ref && bound && y);
+	struct moe_expert_f64_info info;
+	ck_assert_int_eq(moe_expert_ref_f64_ex(p, x, w, ref, bound, &info), MOE_OK);
+	ck_assert_msg(!info.unbounded, "%s: vacuous case", what);
+	y[n] = 777.0f;
+	run_expert(fn, p, x, w, y);
+	const double worst = max_ratio(y, ref, bound, n);
+	ck_assert_msg(worst <= 1.0, "%s (M=%lld H=%lld I=%lld): error/bound %g", what, (long long)p->tokens,
+		      (long long)p->hidden, (long long)p->inter, worst);
+	ck_assert_msg(y[n] == 777.0f, "%s: wrote past y", what);
+	free(bound);
+	if (ref_out)
+		*ref_out = ref;
+	else
+		free(ref);
+	return y;
 }
 
 #endif

@@ -39,51 +39,13 @@ static const struct wformat formats[] = {
 	{ "mxfp4, act bf16", MOE_DTYPE_MXFP4, MOE_SCALING_MX, MOE_SF_LINEAR, MOE_ACT_BF16, { 0, 0 } },
 };
 
-static moe_expert_fn *variant(void)
-{
-	const struct moe_builtin *b = moe_builtin_find(name);
-	ck_assert_ptr_nonnull(b);
-	if (b->isa > moe_isa_hardware()) {
-		printf("test_kernels_decode: skipped: this CPU lacks %s\n", moe_isa_name(b->isa));
-		return NULL;
-	}
-	return b->table->expert;
-}
-
-/* Runs the variant on (p, x, w) and checks every output against the f64 reference's bound, and
- * that nothing was written past y. Returns y (M * H floats) and, in ref, the reference's values;
- * the caller frees both. */
-static float *check_against_f64(moe_expert_fn *fn, const struct moe_expert_params *p, const float *x,
-				const struct moe_expert_weights *w, const char *what, double **ref_out)
-{
-	const size_t n = (size_t)(p->tokens * p->hidden);
-	double *ref = malloc(n * sizeof *ref), *bound = malloc(n * sizeof *bound);
-	float *y = malloc((n + 1) * sizeof *y);
-	ck_assert(ref && bound && y);
-	struct moe_expert_f64_info info;
-	ck_assert_int_eq(moe_expert_ref_f64_ex(p, x, w, ref, bound, &info), MOE_OK);
-	ck_assert_msg(!info.unbounded, "%s: vacuous case", what);
-	y[n] = 777.0f;
-	run_expert(fn, p, x, w, y);
-	const double worst = max_ratio(y, ref, bound, n);
-	ck_assert_msg(worst <= 1.0, "%s (M=%lld H=%lld I=%lld): error/bound %g", what, (long long)p->tokens,
-		      (long long)p->hidden, (long long)p->inter, worst);
-	ck_assert_msg(y[n] == 777.0f, "%s: wrote past y", what);
-	free(bound);
-	if (ref_out)
-		*ref_out = ref;
-	else
-		free(ref);
-	return y;
-}
-
 /* Format _i at M = 1 .. 16. Shapes (H, I): FP4 (176, 112): groups of 64 with a last one of 48
  * (H) and 48 (I); (80, 96): a last group of 16 (H) and of 32 (I). bf16 and FP8 (130, 67): a last
  * 32-group of 2 (H) and of 3 (I), a 64-group of 2 and 3, FP8 partial 128-blocks of 2 and 67
  * columns; (256, 128): whole blocks. MXFP4 needs multiples of 32: (96, 160). */
 START_TEST(formats_and_token_counts)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	const struct wformat *f = &formats[_i];
@@ -136,7 +98,7 @@ static void assert_not_flushed(const float *y, const double *ref, int64_t M, int
  *      about 2^-4; down times 2^20 puts y of the last token near 2^-100, 0 if x were flushed. */
 START_TEST(bf16_subnormals_fall_back)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	struct rng r = { 4000u + (uint64_t)_i };
@@ -172,7 +134,7 @@ END_TEST
  * when they are flushed. */
 START_TEST(mx_subnormal_scales_fall_back)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	const struct wformat *f = &formats[8];
@@ -199,7 +161,7 @@ END_TEST
  * product by 2^12 or 2^-12, far outside the bound. */
 START_TEST(mx_block_scales_apart)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	const struct wformat *f = &formats[8];
@@ -229,7 +191,7 @@ END_TEST
  * within the bound. */
 START_TEST(fp8_scales_out_of_range)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	const struct wformat *f = &formats[_i == 0 ? 1 : 4];
@@ -255,7 +217,7 @@ END_TEST
 
 START_TEST(zero_tokens)
 {
-	moe_expert_fn *fn = variant();
+	moe_expert_fn *fn = variant_or_skip(name, "test_kernels_decode");
 	if (!fn)
 		return;
 	struct rng r = { 7000u };
