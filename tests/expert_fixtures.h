@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "moe/moe.h"
+#include "moe/rng.h"
 
 struct rng {
 	uint64_t s;
@@ -19,10 +20,7 @@ struct rng {
 
 static inline uint64_t rng_next(struct rng *r)
 {
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return moe_splitmix64(&r->s);
 }
 
 /* uniform in (0, 1) */

@@ -14,26 +14,8 @@
 #include <stdlib.h>
 
 #include "moe/moe.h"
+#include "test_rng.h"
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static double rng_uniform(void)
-{
-	return ((double)(rng_next() >> 11) + 0.5) * 0x1p-53;
-}
-
-static double rng_normal(void)
-{
-	return sqrt(-2.0 * log(rng_uniform())) * cos(6.283185307179586 * rng_uniform());
-}
 
 struct fmt {
 	enum moe_dtype dtype;
