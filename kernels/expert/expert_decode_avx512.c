@@ -33,11 +33,11 @@
  * f32 rows (4 lines a group) get every line prefetched in tiles of 4 tokens, and the last token
  * tile over a set of rows (unless it is a lone 1-token tile) also prefetches the same columns of
  * the next set into L2, so that DRAM keeps streaming while the tiles after the first re-read their
- * rows from L1 (M = 8: two 4-token tiles) or while a lone tile's FMAs run (M = 2, 4). Cold, one
- * Zen core, Qwen3-30B-A3B: M = 2, 4, 8 went from 29, 19, 14 to 31, 25, 20 GB/s of weights.
- * The three FP4 tables take 48 KiB of stack. On Zen 4 the FP4 and FP8 decoders are bound by
- * their shuffles and ALU work up to 4 tokens (about 8 to 10 and 12 to 18 GB/s of weights on one
- * core, warm or cold), f32 and bf16 by DRAM; from 8 tokens on, everything by the FMAs. */
+ * rows from L1 (M = 8: two 4-token tiles) or while a lone tile's FMAs run (M = 2, 4); compare
+ * results/amd-epyc-2c-2026-11-22-kernels2/expert-decode-f32/ with expert-decode/.
+ * The three FP4 tables take 48 KiB of stack. The FP4 and FP8 decoders are bound by their shuffles
+ * and ALU work (their warm and cold rates agree), f32 and bf16 at 1 token by DRAM; figures in
+ * results/amd-epyc-2c-2026-11-22-expert-decode/ and results/amd-epyc-2c-2026-11-22-kernels2/expert-decode/. */
 #include "simd/simd_avx512.h"
 #include "expert/expert_simd_avx512.h"
 
@@ -229,8 +229,8 @@ static inline int ekl_bytes2(enum ekl_fmt fmt)
 
 /* Lines of each row prefetched per 64-column group: one, except f32 rows (4 lines a group) in
  * tiles of 4 tokens, whose FMAs slow the group enough that the hardware prefetcher alone left
- * the stream short of DRAM rate (cold, Qwen3 shapes: M = 4 at 1.0 ms -> 0.77 ms); with 1 or 2
- * tokens the extra prefetches cost more than they gain. */
+ * the stream short of DRAM rate; with 1 or 2 tokens the extra prefetches cost more than they
+ * gain (interleaved A/B runs). */
 static inline int ekl_pf_lines(enum ekl_fmt fmt, int MR)
 {
 	return fmt == EKL_F32 && MR >= 4 ? 4 : 1;
@@ -360,11 +360,10 @@ EK_ALWAYS void ekl_dot_mr(enum ekl_fmt fmt, int mr, const struct ekl_wt *const w
 }
 
 /* out[m * EKL_R + r] for the EKL_R rows and the largest power-of-two token count <= min(left,
- * 4), returned; ahead: as for ekl_dot, where the next rows of each tensor lie. From 8 tokens on,
- * the FMAs bound the tile (2 * M flops per weight at about 100 GFLOP/s on one core here: 6 G
- * weights/s for M = 8), not the decode: tiles of 8 tokens (f32: 8 tokens x 2 rows, 1.08 ms warm
- * against 0.75 for two 4 x 4 tiles), a variant decoding 4 rows once into an L1 buffer for all
- * the tokens, and one transposed reduction of the 16 sums of a tile, measured no faster. */
+ * 4), returned; ahead: as for ekl_dot, where the next rows of each tensor lie. Tiles of 8 tokens
+ * (f32: 8 tokens x 2 rows), a variant decoding 4 rows once into an L1 buffer for all the tokens,
+ * and one transposed reduction of the 16 sums of a tile measured slower or no faster in
+ * interleaved A/B runs against this shape. */
 EK_ALWAYS int ekl_dot_some(enum ekl_fmt fmt, int64_t left, const struct ekl_wt *const wt[EKL_R],
 			   const int64_t wr[EKL_R], const struct ek_act *A, int64_t m0, int64_t ahead, float *out)
 {

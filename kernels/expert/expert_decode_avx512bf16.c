@@ -55,13 +55,11 @@
  * The tile is 2 weight rows (gate and up of one intermediate row, or 2 down rows) by up to 8
  * tokens (FP4 below 4 tokens: 4 rows), each row prefetched 1 KiB ahead into L1 and 8 KiB ahead
  * into L2, which measured best on cold weights with this machine's two cores.
- * Ceilings: one vdpbf16ps per token covers 64 bytes of bf16, 32 of FP8 and 16 of FP4 weights,
- * and this machine's core (a KVM guest on Zen 5) retired about 2.2 G of them per second on 24
- * independent chains, timed next to a chain of dependent integer adds at about 2.5 G per second
- * (about 0.9 per clock, not 2), so the dot products alone allow about 140/M, 70/M and 35/M GB/s:
- * bf16 from 4 tokens, FP8 from 4 and FP4 from 2 are compute bound here, bf16 and FP8 at 1 and 2
- * tokens stream at about 90% of the calibrated 37 GB/s when the machine is otherwise idle, and
- * FP4 at 1 token is bound by its table decoding. */
+ * Ceilings: one vdpbf16ps per token covers 64 bytes of bf16, 32 of FP8 and 16 of FP4 weights, so
+ * at a bf16 peak of P GFLOP/s (P / 64 G instructions per second; `moebench calibrate`) the dot
+ * products alone allow P/M, P/(2M) and P/(4M) GB/s of weights, and the decoding shuffles compete
+ * for the same ports: FP8 from 4 tokens runs at the same rate warm and cold (instruction bound),
+ * and FP4 is bound by its table decoding. Figures: results/amd-epyc-2c-2026-11-22-kernels2/expert-decode/. */
 #include "simd/simd_avx512.h"
 #include "expert/expert_simd_avx512.h"
 

@@ -3,8 +3,8 @@
  * of moe_norm__avx512, with norm_avx512bf16_io.h's loads and stores: bf16 widened by one vpermw,
  * the fp32 -> bf16 rounding done by AVX512_BF16's vcvtneps2bf16 except for the vectors holding a
  * subnormal or a NaN, which take the exact integer rounding. The vpermw widening matters because
- * the kernel reads bf16 input three times per row and is bound by 512-bit vector operations: on
- * the AMD EPYC it was written on, a bf16 LayerNorm of 16 x 8192 went from 14.3 to 11.9 us with it.
+ * the kernel reads bf16 input three times per row and is bound by 512-bit vector operations
+ * (measured against moe_norm__avx512 in results/amd-epyc-2c-2026-11-22-route-norm/).
  * Problems with f32 output are not accepted: the avx512 variant handles them; bf16 input goes to
  * moe_norm__avx512bf16_dot first. */
 #include "norm/norm_avx512bf16_io.h"
