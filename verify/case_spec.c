@@ -573,6 +573,11 @@ enum moe_status moe_vcase_push(struct moe_vcase_list *l, const struct moe_vcase 
 	return MOE_OK;
 }
 
+enum moe_status moe_vcase_push_valid(struct moe_vcase_list *l, const struct moe_vcase *c)
+{
+	return moe_vcase_validate(c) == MOE_OK ? moe_vcase_push(l, c) : MOE_OK;
+}
+
 void moe_vcase_list_free(struct moe_vcase_list *l)
 {
 	free(l->v);

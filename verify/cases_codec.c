@@ -72,9 +72,7 @@ enum moe_status moe_catalogue_codec(enum moe_op op, enum moe_vdepth depth, uint6
 					c.q.cols = shapes[si][1];
 					c.gen = g;
 					c.seed = base_seed + n * 15485863u;
-					if (moe_vcase_validate(&c) != MOE_OK)
-						continue;
-					enum moe_status s = moe_vcase_push(out, &c);
+					enum moe_status s = moe_vcase_push_valid(out, &c);
 					if (s != MOE_OK)
 						return s;
 				}

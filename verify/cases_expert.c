@@ -1,8 +1,9 @@
 /* Expert cases: every weight format of expert.h with the activation handling that goes with it
  * (fp32, W16A16, W8A16/W8A8 per-tensor and DeepSeek blocks, NVFP4 W4A16 and W4A4 in every scale
  * layout, MXFP4 W4A16), small shapes that keep --quick fast plus gpt-oss and DeepSeek hidden sizes
- * in --full, M = 0, 1 and a few tokens (decode) and 17 to 257 (prefill), and activations with outliers. Weights are drawn in fp32
- * and quantized by the reference quantizer (the quantizer is not under test here). */
+ * in --full, M = 0, 1 and a few tokens (decode) and 17 to 257 (prefill), and activations with
+ * outliers. Weights are drawn in fp32 and quantized by the reference quantizer (the quantizer is
+ * not under test here). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,9 +61,7 @@ enum moe_status moe_catalogue_expert(enum moe_vdepth depth, uint64_t base_seed, 
 					c.T = c.expert.tokens = si >= 3 ? 1 : Ms[n % 4];
 					c.gen = gens[gi];
 					c.seed = base_seed + n * 32452843u;
-					if (moe_vcase_validate(&c) != MOE_OK)
-						continue;
-					enum moe_status s = moe_vcase_push(out, &c);
+					enum moe_status s = moe_vcase_push_valid(out, &c);
 					if (s != MOE_OK)
 						return s;
 				}
@@ -79,9 +78,7 @@ enum moe_status moe_catalogue_expert(enum moe_vdepth depth, uint64_t base_seed, 
 				c.expert.inter = prefill[mi][2];
 				c.gen = gens[gi];
 				c.seed = base_seed + n * 32452843u;
-				if (moe_vcase_validate(&c) != MOE_OK)
-					continue;
-				enum moe_status s = moe_vcase_push(out, &c);
+				enum moe_status s = moe_vcase_push_valid(out, &c);
 				if (s != MOE_OK)
 					return s;
 			}

@@ -74,9 +74,7 @@ enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, u
 					c.gen = gens[gi];
 					c.T = Ts[n % 4];
 					c.seed = base_seed + n * 49979687u;
-					if (moe_vcase_validate(&c) != MOE_OK)
-						continue;
-					enum moe_status s = moe_vcase_push(out, &c);
+					enum moe_status s = moe_vcase_push_valid(out, &c);
 					if (s != MOE_OK)
 						return s;
 				}

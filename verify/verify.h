@@ -78,6 +78,9 @@ struct moe_vcase_list {
 };
 
 enum moe_status moe_vcase_push(struct moe_vcase_list *l, const struct moe_vcase *c);
+/* Pushes c when moe_vcase_validate accepts it (generators skip the combinations an op refuses);
+ * MOE_OK when skipped. */
+enum moe_status moe_vcase_push_valid(struct moe_vcase_list *l, const struct moe_vcase *c);
 void moe_vcase_list_free(struct moe_vcase_list *l);
 
 enum moe_vdepth { MOE_DEPTH_QUICK = 0, MOE_DEPTH_FULL = 1 };
