@@ -23,3 +23,4 @@ bool moe_backend_provides(const struct moe_backend *b, enum moe_op op, const voi
 		return true;
 	return b->supports(op, problem);
 }
+

@@ -1,6 +1,7 @@
-/* Loading a backend plugin: dlopen(RTLD_NOW | RTLD_LOCAL), look up MOE_BACKEND_ENTRY_SYMBOL, call it
- * with this host's MOE_BACKEND_ABI_VERSION and check the table it returns before anyone calls a
- * kernel through it.
+/* Loading a backend plugin: dlopen(RTLD_NOW | RTLD_LOCAL), look up MOE_BACKEND_ENTRY_SYMBOL (ABI 2),
+ * else MOE_BACKEND_ENTRY_SYMBOL_V1 (ABI 1), call it with that version and check the table it returns
+ * before anyone calls a kernel through it. A version-1 table is copied into the version-2 layout
+ * with the new slots NULL, so every caller reads one layout.
  *
  * RTLD_NOW makes an unresolved symbol fail here, with the loader's message, instead of at the first
  * kernel call in the middle of a run; RTLD_LOCAL keeps one plugin's symbols (often a statically
@@ -24,7 +25,9 @@
 
 struct moe_plugin {
 	void *handle;
-	const struct moe_backend *table;
+	const struct moe_backend *table; /* the plugin's own, or `upgraded` */
+	struct moe_backend upgraded;     /* a version-1 table copied into the version-2 layout */
+	uint32_t abi;
 	char *path;
 };
 
@@ -49,22 +52,24 @@ static enum moe_status open_failure(const char *path, const char *loader_msg)
 	return moe_fail(MOE_ERR_FORMAT, "plugin %s: not a loadable shared library: %s", path, loader_msg);
 }
 
-static enum moe_status check_table(const char *path, const struct moe_backend *b)
+static enum moe_status check_table(const char *path, const char *symbol, uint32_t abi, const struct moe_backend *b)
 {
 	if (!b)
 		return moe_fail(MOE_ERR_ABI, "plugin %s: %s(%u) returned NULL: the plugin does not support "
-					   "this moebench's ABI %u", path, MOE_BACKEND_ENTRY_SYMBOL,
-				MOE_BACKEND_ABI_VERSION, MOE_BACKEND_ABI_VERSION);
-	if (b->abi_version != MOE_BACKEND_ABI_VERSION)
-		return moe_fail(MOE_ERR_ABI, "plugin %s: built for ABI %u, this moebench speaks ABI %u", path,
-				b->abi_version, MOE_BACKEND_ABI_VERSION);
-	if (b->struct_size != sizeof(struct moe_backend))
-		return moe_fail(MOE_ERR_ABI, "plugin %s: its struct moe_backend is %u bytes, this moebench's "
-					   "is %zu (ABI %u): rebuild the plugin against these headers",
-				path, b->struct_size, sizeof(struct moe_backend), MOE_BACKEND_ABI_VERSION);
+					   "ABI %u", path, symbol, abi, abi);
+	if (b->abi_version != abi)
+		return moe_fail(MOE_ERR_ABI, "plugin %s: its entry %s was asked for ABI %u and returned a table "
+				"for ABI %u (this moebench speaks ABI 1 and 2)", path, symbol, abi, b->abi_version);
+	const size_t want = abi == 1 ? MOE_BACKEND_V1_SIZE : sizeof(struct moe_backend);
+	if (b->struct_size != want)
+		return moe_fail(MOE_ERR_ABI, "plugin %s: its struct moe_backend is %u bytes, ABI %u's "
+					   "is %zu: rebuild the plugin against these headers",
+				path, b->struct_size, abi, want);
 	if (!b->name || !b->name[0])
 		return moe_fail(MOE_ERR_FORMAT, "plugin %s: its backend table has %s name", path,
 				b->name ? "an empty" : "no");
+	if (abi >= 2 && b->pack && !b->release)
+		return moe_fail(MOE_ERR_ABI, "plugin %s: its table has pack but no release", path);
 	return MOE_OK;
 }
 
@@ -96,19 +101,28 @@ enum moe_status moe_plugin_open(const char *path, struct moe_plugin **out)
 		return open_failure(path, msg ? msg : "unknown loader error");
 	}
 
+	/* The version-2 entry when the plugin has one, else the version-1 entry asked for ABI 1. */
+	const char *symbol = MOE_BACKEND_ENTRY_SYMBOL;
+	uint32_t abi = MOE_BACKEND_ABI_VERSION;
 	dlerror();
-	void *sym = dlsym(h, MOE_BACKEND_ENTRY_SYMBOL);
+	void *sym = dlsym(h, symbol);
+	if (!sym) {
+		symbol = MOE_BACKEND_ENTRY_SYMBOL_V1;
+		abi = 1;
+		dlerror();
+		sym = dlsym(h, symbol);
+	}
 	if (!sym) {
 		dlclose(h);
-		return moe_fail(MOE_ERR_ABI, "plugin %s does not export %s: is it a moebench backend?", path,
-				MOE_BACKEND_ENTRY_SYMBOL);
+		return moe_fail(MOE_ERR_ABI, "plugin %s exports neither %s nor %s: is it a moebench backend?",
+				path, MOE_BACKEND_ENTRY_SYMBOL, MOE_BACKEND_ENTRY_SYMBOL_V1);
 	}
 	/* POSIX guarantees a data pointer from dlsym converts to a function pointer; say so to C. */
 	moe_backend_entry_fn *entry;
 	memcpy(&entry, &sym, sizeof entry);
 
-	const struct moe_backend *table = entry(MOE_BACKEND_ABI_VERSION);
-	enum moe_status s = check_table(path, table);
+	const struct moe_backend *table = entry(abi);
+	enum moe_status s = check_table(path, symbol, abi, table);
 	if (s != MOE_OK) {
 		dlclose(h);
 		return s;
@@ -123,7 +137,13 @@ enum moe_status moe_plugin_open(const char *path, struct moe_plugin **out)
 		return moe_fail(MOE_ERR_NOMEM, "plugin %s: out of memory", path);
 	}
 	p->handle = h;
+	p->abi = abi;
 	p->table = table;
+	if (abi == 1) { /* the host reads only version-2 tables: the new slots stay NULL */
+		memset(&p->upgraded, 0, sizeof p->upgraded);
+		memcpy(&p->upgraded, table, MOE_BACKEND_V1_SIZE);
+		p->table = &p->upgraded;
+	}
 	p->path = copy;
 	*out = p;
 	return MOE_OK;
@@ -132,6 +152,11 @@ enum moe_status moe_plugin_open(const char *path, struct moe_plugin **out)
 const struct moe_backend *moe_plugin_backend(const struct moe_plugin *p)
 {
 	return p ? p->table : NULL;
+}
+
+uint32_t moe_plugin_abi(const struct moe_plugin *p)
+{
+	return p ? p->abi : 0;
 }
 
 const char *moe_plugin_path(const struct moe_plugin *p)

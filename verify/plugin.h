@@ -13,6 +13,8 @@ struct moe_plugin;
 enum moe_status moe_plugin_open(const char *path, struct moe_plugin **out);
 const struct moe_backend *moe_plugin_backend(const struct moe_plugin *p);
 const char *moe_plugin_path(const struct moe_plugin *p);
+/* The ABI the plugin speaks (1 or 2); its table is always presented in the version-2 layout. */
+uint32_t moe_plugin_abi(const struct moe_plugin *p);
 void moe_plugin_close(struct moe_plugin *p);
 
 /* Whether a --backend argument names a file rather than a built-in backend (contains '/' or ends
