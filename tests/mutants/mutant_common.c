@@ -4,9 +4,9 @@
 
 #include "mutant.h"
 
-__attribute__((visibility("default"))) moe_backend_entry_fn moe_backend_entry_v1;
+__attribute__((visibility("default"))) moe_backend_entry_fn moe_backend_entry_v2;
 
-const struct moe_backend *moe_backend_entry_v1(uint32_t host_abi_version)
+const struct moe_backend *moe_backend_entry_v2(uint32_t host_abi_version)
 {
 	static struct moe_backend table;
 	if (host_abi_version != MOE_BACKEND_ABI_VERSION)
