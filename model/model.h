@@ -67,6 +67,11 @@ struct moe_model_layer {
 	struct moe_packed *packed_experts;     /* the optimized backend's packed handles, or NULL */
 	struct moe_packed *packed_shared;
 	struct moe_packed *packed_dense;
+	/* NVFP4 W4A4 checkpoints: the encode scales (448*6/amax) the checkpoint ships for the routed
+	 * experts' inputs: [0] x (gate/up), [1] the intermediate (down); the smallest over the experts
+	 * (largest amax), as the engines fuse them. 0 (derive from amax) when the checkpoint has none or
+	 * the experts were converted to another format. */
+	float act_global_scale[2];
 };
 
 /* How the loaded weights are stored for the experts (--weights). */
@@ -94,12 +99,28 @@ struct moe_model_load_options {
 	enum moe_model_weights weights;      /* expert format after load */
 	enum moe_dtype dense_dtype;          /* F32 or BF16 for the dense tensors (BF16 default) */
 	enum moe_act_quant act_quant;        /* activation handling of the experts */
-	int32_t max_layers;                  /* > 0: load only the first max_layers layers */
+	int32_t max_layers;                  /* > 0: load only the first max_layers layers (the loaded
+					      * model's cfg.num_hidden_layers is then that count) */
 };
 
 /* Loads dir/config.json and dir/model.safetensors or dir/model.safetensors.index.json (shards).
  * Errors name the file and tensor; nothing is half-loaded on failure. */
 enum moe_status moe_model_load(const char *dir, const struct moe_model_load_options *opt, struct moe_model **out);
 void moe_model_free(struct moe_model *m);
+
+/* "as-stored", "f32", "bf16", "fp8", "nvfp4", "mxfp4" (model/checkpoint.c). */
+const char *moe_model_weights_name(enum moe_model_weights w);
+enum moe_status moe_model_weights_parse(const char *name, enum moe_model_weights *out);
+
+/* Checkpoint presets (model/init.c): moe_model_init writes dir/config.json and dir/model.safetensors
+ * (or an index and shards) with weights drawn from seed, atomically (temporary files renamed);
+ * dir is created if missing. MOE_ERR_INVALID_ARG for an unknown preset (the message lists them). */
+struct moe_model_preset {
+	const char *name;
+	const char *description; /* one line */
+};
+int32_t moe_model_preset_count(void);
+const struct moe_model_preset *moe_model_preset_at(int32_t i); /* NULL when out of range */
+enum moe_status moe_model_init(const char *dir, const char *preset, uint64_t seed);
 
 #endif
