@@ -11,7 +11,7 @@
 static void route(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
 		  int32_t *ids, float *weights)
 {
-	moe_builtin_pick(MOE_TABLE_ISA, MOE_OP_ROUTE, p)->table->route(p, T, logits, bias, ids, weights);
+	moe_builtin_pick_sized(MOE_TABLE_ISA, MOE_OP_ROUTE, p, T)->table->route(p, T, logits, bias, ids, weights);
 }
 
 static void norm(const struct moe_norm_params *p, const void *x, const void *w, void *y)

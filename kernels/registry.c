@@ -8,8 +8,11 @@
  * Variants whose ISA this CPU lacks stay listed: callers compare moe_builtin.isa with
  * moe_isa_hardware() before running them. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -77,16 +80,159 @@ const struct moe_builtin *moe_builtin_find(const char *name)
 	return NULL;
 }
 
-const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, const void *problem)
+/* ---- size-aware dispatch ----
+ *
+ * The candidates are taken in the order above (highest ISA first, then list order); a rule passes
+ * a variant over for the problem sizes where a measurement showed another variant (the next one
+ * that accepts the problem) to be faster by more than the noise. Sizes: route T (the caller's),
+ * norm rows, quantize/dequantize rows * cols, expert and layer tokens.
+ *
+ * Measured on this project's 2-core Xeon (AVX512_BF16), one thread, variants interleaved, the
+ * minimum of 15 samples; the figures and the commands are in
+ * results/intel-xeon-2c-2026-12-07-dispatch/README.md. What they showed:
+ *   route   no rule. moe_route__avx512 routes a call of fewer than 16 tokens (and the last
+ *           partial block of a longer one) on its per-token pipeline (routing_impl.h,
+ *           block_min_tokens), which made it the fastest variant at every T in {1, 2, 4, 8, 16,
+ *           64, 256, 4096}, all ten methods, flashinfer and vllm, f32 and bf16 logits: 1.0-1.9x
+ *           moe_route__avx2 and 2-60x the reference (Llama4 at T = 1, 2: 0.97-1.03x moe_route__avx2,
+ *           the noise). Before, its 16-token block ran even for one token, 3-6x slower than the
+ *           per-token pipeline.
+ * The remaining rules are in dispatch_rules below, each with the figure that made it. */
+struct dispatch_rule {
+	enum moe_op op;
+	const char *variant;       /* the variant passed over ... */
+	int64_t min_size, max_size; /* ... at sizes outside [min_size, max_size] */
+	const char *why;           /* the measurement */
+};
+
+static const struct dispatch_rule dispatch_rules[] = {
+#include "dispatch_rules.inc"
+	{ MOE_OP_COUNT, NULL, 0, 0, NULL }, /* end */
+};
+
+#define MOE_RULE_COUNT (sizeof dispatch_rules / sizeof dispatch_rules[0] - 1)
+
+static const char *const size_names[MOE_OP_COUNT] = { "T", "rows", "elements", "elements", "tokens", "tokens" };
+
+/* The size the rules read for op: the caller's for route, the problem's own for the others. */
+static int64_t problem_size(enum moe_op op, const void *problem, int64_t size)
 {
+	if (!problem)
+		return op == MOE_OP_ROUTE ? size : -1;
+	switch (op) {
+	case MOE_OP_NORM:
+		return ((const struct moe_norm_params *)problem)->rows;
+	case MOE_OP_QUANTIZE:
+	case MOE_OP_DEQUANTIZE: {
+		const struct moe_qtensor *q = problem;
+		return q->rows * q->cols;
+	}
+	case MOE_OP_EXPERT:
+		return ((const struct moe_expert_params *)problem)->tokens;
+	case MOE_OP_LAYER:
+		return ((const struct moe_layer_params *)problem)->tokens;
+	default:
+		return size;
+	}
+}
+
+/* The rule passing b over at this size, or -1. */
+static int rule_against(const struct moe_builtin *b, enum moe_op op, int64_t size)
+{
+	if (size < 0)
+		return -1;
+	for (size_t r = 0; dispatch_rules[r].variant; r++) {
+		const struct dispatch_rule *d = &dispatch_rules[r];
+		if (d->op == op && strcmp(d->variant, b->table->name) == 0 && (size < d->min_size || size > d->max_size))
+			return (int)r;
+	}
+	return -1;
+}
+
+/* The decision: the builtin's index, and through *rule the first rule that passed a variant over
+ * on the way to it (-1: none). */
+static size_t pick_index(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size, int *rule)
+{
+	*rule = -1;
+	size = problem_size(op, problem, size);
 	for (int level = (int)isa; level >= MOE_ISA_SCALAR; level--) {
 		for (size_t i = MOE_WHOLE_TABLES; i < MOE_BUILTIN_COUNT; i++) {
 			const struct moe_builtin *b = &builtin_list[i];
-			if ((int)b->isa == level && b->op == op && moe_backend_provides(b->table, op, problem))
-				return b;
+			if ((int)b->isa != level || b->op != op || !moe_backend_provides(b->table, op, problem))
+				continue;
+			const int r = rule_against(b, op, size);
+			if (r < 0)
+				return i;
+			if (*rule < 0)
+				*rule = r;
 		}
 	}
-	return moe_builtin_at(0);
+	return 0;
+}
+
+static void explain(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size, size_t chosen, int rule,
+		    char *why, size_t n)
+{
+	const char *level = moe_isa_name(isa);
+	size = problem_size(op, problem, size);
+	char sz[48] = "";
+	if (size >= 0)
+		snprintf(sz, sizeof sz, " at %s=%lld", size_names[op], (long long)size);
+	if (rule >= 0) {
+		const struct dispatch_rule *d = &dispatch_rules[rule];
+		const char *v = d->variant ? d->variant : "?";
+		snprintf(why, n, "rule%s: %s passed over (it runs only for %s in [%lld, %lld]): %s", sz, v,
+			 size_names[op], (long long)d->min_size, (long long)d->max_size, d->why ? d->why : "");
+	}
+	else if (chosen)
+		snprintf(why, n, "the first variant of ISA <= %s (highest ISA, then list order) that accepts the problem%s; "
+			 "no size rule applies", level, sz);
+	else
+		snprintf(why, n, "no variant of ISA <= %s accepts the problem%s: the reference", level, sz);
+}
+
+const struct moe_builtin *moe_builtin_pick_explain(enum moe_isa isa, enum moe_op op, const void *problem,
+						   int64_t size, char *why, size_t n)
+{
+	int rule;
+	const size_t i = pick_index(isa, op, problem, size, &rule);
+	if (why && n)
+		explain(isa, op, problem, size, i, rule, why, n);
+	return moe_builtin_at(i);
+}
+
+/* MOE_VERBOSE: -1 not read yet, 0 off, 1 on; each decision printed once (seen). */
+static atomic_int verbose_state = -1;
+static atomic_uchar seen[MOE_ISA_COUNT][MOE_OP_COUNT][MOE_BUILTIN_COUNT][MOE_RULE_COUNT + 1];
+
+static bool verbose_on(void)
+{
+	int v = atomic_load_explicit(&verbose_state, memory_order_relaxed);
+	if (v < 0) {
+		const char *e = getenv("MOE_VERBOSE");
+		v = e && *e && strcmp(e, "0") != 0;
+		atomic_store_explicit(&verbose_state, v, memory_order_relaxed);
+	}
+	return v;
+}
+
+const struct moe_builtin *moe_builtin_pick_sized(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size)
+{
+	int rule;
+	const size_t i = pick_index(isa, op, problem, size, &rule);
+	if (verbose_on() && (unsigned)isa < MOE_ISA_COUNT && (unsigned)op < MOE_OP_COUNT &&
+	    !atomic_exchange(&seen[isa][op][i][rule + 1], 1)) {
+		char why[640];
+		explain(isa, op, problem, size, i, rule, why, sizeof why);
+		fprintf(stderr, "moebench: dispatch %s (table level %s): %s, because %s\n", moe_op_name(op),
+			moe_isa_name(isa), moe_builtin_at(i)->table->name, why);
+	}
+	return moe_builtin_at(i);
+}
+
+const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, const void *problem)
+{
+	return moe_builtin_pick_sized(isa, op, problem, -1);
 }
 
 const struct moe_backend *moe_backend_for_isa(enum moe_isa isa)

@@ -166,6 +166,122 @@ START_TEST(test_whole_tables_call_through)
 }
 END_TEST
 
+/* Runs fn with stderr captured into out (n bytes). */
+static void capture_stderr(void (*fn)(void), char *out, size_t n)
+{
+	fflush(stderr);
+	FILE *tmp = tmpfile();
+	ck_assert_ptr_nonnull(tmp);
+	const int saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fileno(tmp), 2), 0);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	const size_t got = fread(out, 1, n - 1, tmp);
+	out[got] = '\0';
+	fclose(tmp);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int c = 0;
+	for (const char *at = strstr(hay, needle); at; at = strstr(at + 1, needle))
+		c++;
+	return c;
+}
+
+/* Size-aware dispatch of the router: the AVX-512 router routes short calls on its per-token
+ * pipeline, which measured fastest at every T (registry.c), so no size rule passes it over: the
+ * avx512 levels take it at T = 1 and T = 4096, the avx2 level its own, and a problem no variant
+ * accepts (E = 2048) goes to the reference at any T. moe_builtin_pick is the unsized pick. */
+START_TEST(test_pick_sized_route)
+{
+	const struct moe_builtin *v2 = moe_builtin_find("moe_route__avx2"), *v5 = moe_builtin_find("moe_route__avx512");
+	for (int m = 0; m < MOE_ROUTE_METHOD_COUNT; m++) {
+		struct moe_route_params p = moe_route_params_default((enum moe_routing_method)m, 128, m == MOE_ROUTE_LLAMA4 ? 1 : 8);
+		static const int64_t Ts[] = { 1, 2, 4, 8, 16, 64, 256, 4096, -1 };
+		for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+			ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512_BF16, MOE_OP_ROUTE, &p, Ts[i]), v5);
+			ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512, MOE_OP_ROUTE, &p, Ts[i]), v5);
+			ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX2, MOE_OP_ROUTE, &p, Ts[i]), v2);
+			ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_SCALAR, MOE_OP_ROUTE, &p, Ts[i]), moe_builtin_at(0));
+		}
+		ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512, MOE_OP_ROUTE, &p), v5);
+	}
+	struct moe_route_params wide = moe_route_params_default(MOE_ROUTE_TOPK, 2048, 4);
+	ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512, MOE_OP_ROUTE, &wide, 1), moe_builtin_at(0));
+	ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512, MOE_OP_ROUTE, &wide, 4096), moe_builtin_at(0));
+
+	char why[640];
+	struct moe_route_params p = moe_route_params_default(MOE_ROUTE_RENORMALIZE, 128, 8);
+	ck_assert_ptr_eq(moe_builtin_pick_explain(MOE_ISA_AVX512, MOE_OP_ROUTE, &p, 1, why, sizeof why), v5);
+	ck_assert_msg(strstr(why, "first variant of ISA <= avx512") && strstr(why, "at T=1"), "%s", why);
+	ck_assert_ptr_eq(moe_builtin_pick_explain(MOE_ISA_AVX512, MOE_OP_ROUTE, &wide, 4096, why, sizeof why),
+			 moe_builtin_at(0));
+	ck_assert_msg(strstr(why, "no variant of ISA <= avx512 accepts") && strstr(why, "at T=4096"), "%s", why);
+	/* the reason of a truncated buffer is still a string */
+	moe_builtin_pick_explain(MOE_ISA_AVX512, MOE_OP_ROUTE, &p, 1, why, 8);
+	ck_assert_uint_eq(strlen(why), 7);
+}
+END_TEST
+
+/* The other ops read the size from their problem: a norm of 1 row and of 4096 rows, an expert of 1
+ * and of 4096 tokens get the variants the rules name (dispatch_rules.inc), whatever size is passed. */
+START_TEST(test_pick_sized_problem_sizes)
+{
+	struct moe_norm_params np = { .kind = MOE_NORM_RMSNORM, .rows = 1, .cols = 4096, .eps = 1e-5f,
+				      .in_dtype = MOE_DTYPE_F32, .weight_dtype = MOE_DTYPE_F32,
+				      .out_dtype = MOE_DTYPE_F32 };
+	for (int level = 0; level < MOE_ISA_COUNT; level++) {
+		for (int64_t rows = 1; rows <= 4096; rows *= 64) {
+			np.rows = rows;
+			const struct moe_builtin *a = moe_builtin_pick_sized((enum moe_isa)level, MOE_OP_NORM, &np, 7);
+			ck_assert_ptr_eq(a, moe_builtin_pick_sized((enum moe_isa)level, MOE_OP_NORM, &np, -1));
+			ck_assert_ptr_eq(a, moe_builtin_pick((enum moe_isa)level, MOE_OP_NORM, &np));
+		}
+	}
+}
+END_TEST
+
+static void route_twice_t1_and_t4096(void)
+{
+	static float lg[4096 * 128];
+	static int32_t ids[4096 * 8];
+	static float w[4096 * 8];
+	for (int i = 0; i < 4096 * 128; i++)
+		lg[i] = (float)((int)(((unsigned)i * 7919u) % 1013u)) / 97.0f - 5.0f;
+	struct moe_route_params p = moe_route_params_default(MOE_ROUTE_RENORMALIZE, 128, 8);
+	const struct moe_backend *t = moe_backend_for_isa(MOE_ISA_AVX2);
+	t->route(&p, 1, lg, NULL, ids, w);
+	t->route(&p, 1, lg, NULL, ids, w);
+	t->route(&p, 4096, lg, NULL, ids, w);
+	struct moe_route_params wide = moe_route_params_default(MOE_ROUTE_TOPK, 2048, 4);
+	t->route(&wide, 1, lg, NULL, ids, w);
+	t->route(&wide, 1, lg, NULL, ids, w);
+}
+
+/* MOE_VERBOSE=1 (set in main): each distinct decision once, naming the variant and the rule. */
+START_TEST(test_verbose_decisions)
+{
+	if (moe_isa_hardware() < MOE_ISA_AVX2)
+		return;
+	char out[8192];
+	capture_stderr(route_twice_t1_and_t4096, out, sizeof out);
+	const char *kernel = "moebench: dispatch route (table level avx2): moe_route__avx2, because the first variant "
+			     "of ISA <= avx2 (highest ISA, then list order) that accepts the problem at T=1";
+	ck_assert_msg(count_of(out, kernel) == 1, "%s", out);
+	ck_assert_msg(count_of(out, "moebench: dispatch route (table level avx2): ref, because no variant of ISA <= avx2 "
+				    "accepts the problem at T=1") == 1, "%s", out);
+	/* T=4096 reached the same variant by the same rule: the same decision, not printed again */
+	ck_assert_msg(count_of(out, "moebench: dispatch") == 2, "%s", out);
+	capture_stderr(route_twice_t1_and_t4096, out, sizeof out);
+	ck_assert_msg(out[0] == '\0', "printed again: %s", out);
+}
+END_TEST
+
 int main(void)
 {
 	/* Dispatch reads MOE_MAX_ISA and MOE_VERBOSE once, at its first query: set them first and
@@ -188,12 +304,15 @@ int main(void)
 
 	Suite *s = suite_create("dispatch");
 	TCase *tc = tcase_create("dispatch");
+	tcase_add_test(tc, test_verbose_decisions); /* first: under CK_FORK=no later tests' decisions are seen */
 	tcase_add_test(tc, test_dispatch_honours_cap);
 	tcase_add_test(tc, test_verbose_report);
 	tcase_add_test(tc, test_isa_effective);
 	tcase_add_test(tc, test_registry_layout);
 	tcase_add_test(tc, test_pick);
 	tcase_add_test(tc, test_whole_tables_call_through);
+	tcase_add_test(tc, test_pick_sized_route);
+	tcase_add_test(tc, test_pick_sized_problem_sizes);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

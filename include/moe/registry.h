@@ -50,6 +50,22 @@ const struct moe_backend *moe_backend_for_isa(enum moe_isa isa);
  * then in list-file order, that accepts the problem; the reference (index 0) when none does. */
 const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, const void *problem);
 
+/* Size-aware dispatch: moe_builtin_pick for a problem of a known size. `size` is the one a
+ * problem struct lacks: for ROUTE the token count T (struct moe_route_params has none); the other
+ * ops' problems carry theirs (norm: rows; quantize, dequantize: rows * cols; expert, layer: tokens)
+ * and ignore it. size < 0: unknown, no size rule applies. The candidates are taken in the order
+ * above, and a variant is passed over where a dispatch rule (registry.c: measured, each with the
+ * command that measured it) says another one is faster at that size. moe_builtin_pick(isa, op,
+ * problem) is moe_builtin_pick_sized(isa, op, problem, -1). With MOE_VERBOSE=1 every distinct
+ * decision (table level, op, chosen variant, the rule that chose it) is printed once to stderr. */
+const struct moe_builtin *moe_builtin_pick_sized(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size);
+
+/* The same decision with its reason: writes to why (n bytes, NUL-terminated, may be truncated) the
+ * rule that chose the variant, e.g. "first of avx512 <= ... that accepts the problem" or the rule
+ * passing a variant over. Prints nothing. */
+const struct moe_builtin *moe_builtin_pick_explain(enum moe_isa isa, enum moe_op op, const void *problem,
+						   int64_t size, char *why, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1040,9 +1040,41 @@ static inline void route_one(struct route_scratch *sc, const struct moe_route_pa
 	route_finish(sc, p, bias, b, ids, out);
 }
 
-static inline void route_blocks(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
-				const float *b, int32_t *ids, float *weights)
+/* The fewest tokens a block of fewer than 16 needs to beat the per-token pipeline: a block's
+ * transposes, sorting networks and lane passes cost about the same for 1 token as for 16, the
+ * pipeline about 60-80 ns a token (E = 128). Crossovers measured per method (E = 128, K = 8;
+ * DeepSeekV3 E = 256, G = 8, TG = 4; f32 and bf16 logits, flashinfer and vllm profiles; ratio of
+ * the two paths at T = 1..15, interleaved; results/intel-xeon-2c-2026-12-07-dispatch/README.md): block
+ * wins from 8 tokens for the sigmoid methods, 10-12 for the ranked logits, 13 for MiniMax2 and
+ * vLLM's RenormalizeNaive, never below 16 for Default and TopK (at T = 15 the pipeline still
+ * wins by 3-5%). */
+static inline int64_t block_min_tokens(const struct moe_route_params *p)
 {
+	switch (effective_method(p)) {
+	case MOE_ROUTE_SIGMOID:
+	case MOE_ROUTE_SIGMOID_RENORM:
+	case MOE_ROUTE_DEEPSEEKV3:
+		return 8;
+	case MOE_ROUTE_RENORMALIZE:
+	case MOE_ROUTE_LLAMA4:
+		return 10;
+	case MOE_ROUTE_TOPK_SIGMOID:
+		return 12;
+	case MOE_ROUTE_MINIMAX2:
+	case MOE_ROUTE_RENORMALIZE_NAIVE:
+		return 13;
+	default:
+		return 16;
+	}
+}
+
+/* Routes the first tokens of the call in blocks of 16 and returns how many it routed: all but a
+ * last block of fewer than block_min_tokens(p), which the caller's per-token pipeline routes. */
+static inline int64_t route_blocks(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+				   const float *b, int32_t *ids, float *weights)
+{
+	if (T % 16 < block_min_tokens(p))
+		T -= T % 16;
 	struct route_scratch one;
 	uint64_t best[MOE_ROUTE_KERNEL_MAX_E];
 	one.best = best;
@@ -1117,6 +1149,7 @@ static inline void route_blocks(const struct moe_route_params *p, int64_t T, con
 				route_one(&one, p, row, bias, b, id, w);
 		}
 	}
+	return T;
 }
 #endif
 
@@ -1148,8 +1181,11 @@ static inline void route_rows(const struct moe_route_params *p, int64_t T, const
 	}
 #if MOE_VW == 16
 	if (block_supports(p)) {
-		route_blocks(p, T, logits, bias, b, ids, weights);
-		return;
+		const int64_t done = route_blocks(p, T, logits, bias, b, ids, weights);
+		logits = (const char *)logits + (size_t)done * row_bytes;
+		ids += done * K;
+		weights += done * K;
+		T -= done;
 	}
 #endif
 	for (int i = 0; i < 3; i++)
