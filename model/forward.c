@@ -323,6 +323,52 @@ const struct moe_model *moe_forward_model(const struct moe_forward *f)
 	return f->m;
 }
 
+enum moe_status moe_forward_seek(struct moe_forward *f, int64_t pos)
+{
+	if (pos < 0 || pos >= f->opt.context)
+		return moe_fail(MOE_ERR_INVALID_ARG, "forward: position %lld outside the context of %lld", (long long)pos,
+				(long long)f->opt.context);
+	f->pos = pos;
+	return MOE_OK;
+}
+
+static double qbytes(const struct moe_qtensor *q)
+{
+	return q->data ? (double)moe_qtensor_data_bytes(q) + (double)moe_qtensor_scale_bytes(q) : 0.0;
+}
+
+static double ebytes(const struct moe_expert_weights *w)
+{
+	return qbytes(&w->gate) + qbytes(&w->up) + qbytes(&w->down);
+}
+
+double moe_forward_decode_bytes(const struct moe_forward *f, int64_t pos)
+{
+	const struct moe_model *m = f->m;
+	const struct moe_model_config *c = &m->cfg;
+	double b = qbytes(&m->lm_head) + qbytes(&m->final_norm) + (double)c->hidden_size * 4.0; /* + embedding row */
+	for (int32_t l = 0; l < c->num_hidden_layers; l++) {
+		const struct moe_model_layer *ly = &m->layers[l];
+		b += qbytes(&ly->input_norm) + qbytes(&ly->q_proj) + qbytes(&ly->k_proj) + qbytes(&ly->v_proj) +
+		     qbytes(&ly->o_proj);
+		if (c->dense[l]) {
+			b += f->pk_dense[l] ? (double)f->pk_dense[l]->bytes : ebytes(&ly->dense_mlp);
+		} else {
+			b += qbytes(&ly->router);
+			const double per = f->pk_exp[l] && f->pk_exp[l]->count > 0
+						   ? (double)f->pk_exp[l]->bytes / f->pk_exp[l]->count
+						   : ebytes(&ly->experts[0]);
+			b += per * c->num_experts_per_tok;
+			if (c->num_shared_experts > 0)
+				b += f->pk_sh[l] ? (double)f->pk_sh[l]->bytes : ebytes(&ly->shared);
+		}
+		const int64_t W = c->sliding[l] ? c->sliding_window + (f->opt.window == MOE_WINDOW_PLUS1 ? 1 : 0) : 0;
+		const int64_t keys = (pos + 1) - moe_attn_first_key(pos, W);
+		b += 2.0 * (double)keys * (double)f->kv.stride * 4.0;
+	}
+	return b;
+}
+
 const double *moe_forward_phase_seconds(const struct moe_forward *f)
 {
 	return f->phase;

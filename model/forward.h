@@ -64,6 +64,15 @@ void moe_forward_free(struct moe_forward *f);
 void moe_forward_reset(struct moe_forward *f);
 int64_t moe_forward_position(const struct moe_forward *f);
 const struct moe_model *moe_forward_model(const struct moe_forward *f);
+/* For benchmarks: continue at position pos as if the cache held pos tokens (it holds whatever it
+ * holds, zeros at first): the cost of a decode step at a context without prefilling it.
+ * MOE_ERR_INVALID_ARG when pos >= the context. */
+enum moe_status moe_forward_seek(struct moe_forward *f, int64_t pos);
+/* Bytes of weights and KV cache one decode token at position pos reads, as the forward runs it:
+ * every dense tensor, the router, K routed experts (of the format they run in) per sparse layer,
+ * the shared expert, the dense MLP, the LM head, and the cached keys and values each layer's
+ * window covers. */
+double moe_forward_decode_bytes(const struct moe_forward *f, int64_t pos);
 
 /* Runs T tokens at the next positions, appending to the KV cache. logits: NULL or T*V floats (V
  * with opt.logits_last);
@@ -122,15 +131,15 @@ double moe_forward_logit_bound(const struct moe_model *m, const float *x_final);
 
 /* ---- F32/I32 safetensors output (forward_st_write.c) ---- */
 
-struct moe_st_out {
+struct moe_fwd_st_out {
 	const char *name;
-	enum { MOE_ST_F32 = 0, MOE_ST_I32 = 1 } dtype;
+	enum { MOE_FWD_ST_F32 = 0, MOE_FWD_ST_I32 = 1 } dtype;
 	int32_t ndim;
 	int64_t shape[2];
 	const void *data;
 };
 /* Writes the tensors to path through a temporary file in the same folder, renamed over path only
  * when everything is written; names in the order given. */
-enum moe_status moe_st_write(const char *path, const struct moe_st_out *t, int32_t n);
+enum moe_status moe_fwd_st_write(const char *path, const struct moe_fwd_st_out *t, int32_t n);
 
 #endif

@@ -11,7 +11,7 @@
 
 #include "forward.h"
 
-static size_t tensor_bytes(const struct moe_st_out *t)
+static size_t tensor_bytes(const struct moe_fwd_st_out *t)
 {
 	size_t n = 4;
 	for (int32_t d = 0; d < t->ndim; d++)
@@ -19,7 +19,7 @@ static size_t tensor_bytes(const struct moe_st_out *t)
 	return n;
 }
 
-enum moe_status moe_st_write(const char *path, const struct moe_st_out *t, int32_t n)
+enum moe_status moe_fwd_st_write(const char *path, const struct moe_fwd_st_out *t, int32_t n)
 {
 	if (!path || !t || n < 1)
 		return moe_fail(MOE_ERR_INVALID_ARG, "safetensors output: no path or no tensors");
@@ -37,7 +37,7 @@ enum moe_status moe_st_write(const char *path, const struct moe_st_out *t, int32
 		}
 		const size_t b = tensor_bytes(&t[i]);
 		len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld", t[i].name,
-					t[i].dtype == MOE_ST_F32 ? "F32" : "I32", (long long)t[i].shape[0]);
+					t[i].dtype == MOE_FWD_ST_F32 ? "F32" : "I32", (long long)t[i].shape[0]);
 		if (t[i].ndim == 2)
 			len += (size_t)snprintf(hdr + len, cap - len, ",%lld", (long long)t[i].shape[1]);
 		len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + b);
