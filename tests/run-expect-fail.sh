@@ -3,7 +3,13 @@
 # FAILed"; 2 would be a usage error and above 128 a crash, neither of which proves a mutant caught)
 # and a FAIL report line for the given op ("FAIL      route      <backend> <group> ..."), with no
 # sanitizer report (ASan exits 1 by default, which must not pass for a caught mutant).
-# usage: run-expect-fail.sh OP COMMAND [ARGS...]
+# With --reason TEXT, the output must also contain TEXT (e.g. the reason a thread mutant fails).
+# usage: run-expect-fail.sh [--reason TEXT] OP COMMAND [ARGS...]
+reason=
+if [ "$1" = --reason ]; then
+	reason=$2
+	shift 2
+fi
 op=$1
 shift
 out=$("$@" 2>&1)
@@ -19,6 +25,10 @@ if [ "$status" -ne 1 ]; then
 fi
 if ! printf '%s\n' "$out" | grep -Eq "^FAIL +$op "; then
 	echo "run-expect-fail: no FAIL line for op '$op' in the output" >&2
+	exit 1
+fi
+if [ -n "$reason" ] && ! printf '%s\n' "$out" | grep -qF "$reason"; then
+	echo "run-expect-fail: caught, but not for the expected reason ('$reason' missing)" >&2
 	exit 1
 fi
 echo "run-expect-fail: caught (exit 1, FAIL on $op)"

@@ -1,6 +1,6 @@
 /* Unit tests of the plugin loader (verify/plugin.c) against the fixture plugins built from
- * tests/plugin_fixture.c into MOE_TEST_PLUGIN_DIR: one good table and one per broken contract,
- * plus a text file and a missing path. Each refusal is checked for its status and its message. */
+ * tests/plugin_fixture.c into MOE_TEST_PLUGIN_DIR: a good table of ABI 1 and of ABI 2 and one per
+ * broken contract, plus a text file and a missing path. Each refusal is checked for its status and its message. */
 #include <check.h>
 #include <limits.h>
 #include <stdio.h>
@@ -32,27 +32,14 @@ static void expect_refused(const char *path, enum moe_status s, const char *want
 	ck_assert_msg(strstr(moe_last_error(), path), "message '%s' lacks the path", moe_last_error());
 }
 
-START_TEST(test_good_plugin)
+/* The route slot is callable through the table: the fixtures write ids 0..K-1 and weights 1/K. */
+static void check_fixture_route(const struct moe_backend *b)
 {
-	struct moe_plugin *p = NULL;
-	const char *path = fixture("fixture_good");
-	ck_assert_int_eq(moe_plugin_open(path, &p), MOE_OK);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_str_eq(moe_plugin_path(p), path);
-	const struct moe_backend *b = moe_plugin_backend(p);
-	ck_assert_str_eq(b->name, "fixture");
-	ck_assert_uint_eq(b->abi_version, MOE_BACKEND_ABI_VERSION);
-	/* NULL slots load fine and read as "not provided". */
-	ck_assert_ptr_null(b->norm);
-	ck_assert(!moe_backend_provides(b, MOE_OP_NORM, NULL));
-
 	struct moe_route_params rp = { .method = MOE_ROUTE_SIGMOID, .num_experts = 8, .top_k = 4,
 				       .logits_dtype = MOE_DTYPE_F32 };
 	ck_assert(moe_backend_provides(b, MOE_OP_ROUTE, &rp));
 	rp.logits_dtype = MOE_DTYPE_BF16;
 	ck_assert(!moe_backend_provides(b, MOE_OP_ROUTE, &rp));
-
-	/* The kernel is callable through the table: the fixture writes ids 0..K-1 and weights 1/K. */
 	rp.logits_dtype = MOE_DTYPE_F32;
 	float logits[2 * 8] = { 0 }, w[2 * 4];
 	int32_t ids[2 * 4];
@@ -61,8 +48,84 @@ START_TEST(test_good_plugin)
 		ck_assert_int_eq(ids[i], i % 4);
 		ck_assert_float_eq(w[i], 0.25f); /* 1/4 */
 	}
+}
+
+START_TEST(test_good_plugin_v1)
+{
+	struct moe_plugin *p = NULL;
+	const char *path = fixture("fixture_good");
+	ck_assert_int_eq(moe_plugin_open(path, &p), MOE_OK);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(moe_plugin_path(p), path);
+	ck_assert_uint_eq(moe_plugin_abi(p), 1);
+	const struct moe_backend *b = moe_plugin_backend(p);
+	ck_assert_str_eq(b->name, "fixture-v1");
+	ck_assert_uint_eq(b->abi_version, 1);
+	/* NULL slots load fine and read as "not provided"; the version-2 slots, which the plugin's
+	 * table does not even have, read as NULL. */
+	ck_assert_ptr_null(b->norm);
+	ck_assert(!moe_backend_provides(b, MOE_OP_NORM, NULL));
+	ck_assert_ptr_null(b->pack);
+	ck_assert_ptr_null(b->release);
+	ck_assert_ptr_null(b->route_mt);
+	ck_assert_ptr_null(b->expert_mt);
+	ck_assert_ptr_null(b->layer_mt);
+	ck_assert_ptr_null(b->workspace);
+	check_fixture_route(b);
+
+	/* The host calls take the version-1 slot: same output as b->route. */
+	struct moe_route_params rp = { .method = MOE_ROUTE_SIGMOID, .num_experts = 8, .top_k = 2,
+				       .logits_dtype = MOE_DTYPE_F32 };
+	float logits[8] = { 0 }, w[2];
+	int32_t ids[2];
+	moe_backend_route(b, &rp, 1, logits, NULL, ids, w, NULL);
+	ck_assert_int_eq(ids[0], 0);
+	ck_assert_int_eq(ids[1], 1);
+	/* No pack: the host runs plain weights (no handle, MOE_OK). */
+	struct moe_expert_params ep = { .hidden = 16, .inter = 16, .weight_dtype = MOE_DTYPE_F32 };
+	struct moe_expert_weights ew = { 0 };
+	struct moe_packed *pk = (struct moe_packed *)&pk;
+	ck_assert_int_eq(moe_backend_pack(b, &ep, 0, &ew, NULL, &pk), MOE_OK);
+	ck_assert_ptr_null(pk);
 	moe_plugin_close(p);
 	moe_plugin_close(NULL);
+}
+END_TEST
+
+START_TEST(test_good_plugin_v2)
+{
+	struct moe_plugin *p = NULL;
+	const char *path = fixture("fixture_v2");
+	ck_assert_int_eq(moe_plugin_open(path, &p), MOE_OK);
+	ck_assert_uint_eq(moe_plugin_abi(p), 2);
+	const struct moe_backend *b = moe_plugin_backend(p);
+	/* the plugin also exports a version-1 entry ("fixture-old-entry"): the v2 one wins */
+	ck_assert_str_eq(b->name, "fixture");
+	ck_assert_uint_eq(b->abi_version, 2);
+	ck_assert_uint_eq(b->struct_size, sizeof(struct moe_backend));
+	ck_assert_ptr_nonnull(b->pack);
+	ck_assert_ptr_nonnull(b->release);
+	check_fixture_route(b);
+
+	/* moe_backend_route takes route_mt, which the fixture makes write ids K-1..0. */
+	struct moe_route_params rp = { .method = MOE_ROUTE_SIGMOID, .num_experts = 8, .top_k = 2,
+				       .logits_dtype = MOE_DTYPE_F32 };
+	float logits[8] = { 0 }, w[2];
+	int32_t ids[2];
+	moe_backend_route(b, &rp, 1, logits, NULL, ids, w, NULL);
+	ck_assert_int_eq(ids[0], 1);
+	ck_assert_int_eq(ids[1], 0);
+
+	/* pack through the host: its checks pass the fixture's handle on; count 0 needs no weights */
+	struct moe_expert_params ep = { .hidden = 16, .inter = 16, .weight_dtype = MOE_DTYPE_F32 };
+	struct moe_expert_weights ew = { 0 };
+	struct moe_packed *pk = NULL;
+	ck_assert_int_eq(moe_backend_pack(b, &ep, 0, &ew, NULL, &pk), MOE_OK);
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_ptr_eq(pk->owner, b);
+	ck_assert_int_eq(pk->count, 0);
+	moe_backend_release(b, pk);
+	moe_plugin_close(p);
 }
 END_TEST
 
@@ -75,7 +138,7 @@ START_TEST(test_bare_name_means_current_folder)
 	enum moe_status s = moe_plugin_open("fixture_good.so", &p);
 	ck_assert_int_eq(chdir(cwd), 0);
 	ck_assert_int_eq(s, MOE_OK);
-	ck_assert_str_eq(moe_plugin_backend(p)->name, "fixture");
+	ck_assert_str_eq(moe_plugin_backend(p)->name, "fixture-v1");
 	ck_assert_str_eq(moe_plugin_path(p), "fixture_good.so");
 	moe_plugin_close(p);
 	/* From elsewhere the same bare name is not found, even though the loader has a search path. */
@@ -85,30 +148,46 @@ END_TEST
 
 START_TEST(test_wrong_abi)
 {
-	expect_refused(fixture("fixture_abi2"), MOE_ERR_ABI, "built for ABI 2, this moebench speaks ABI 1");
+	/* the v2 entry hands back a table that says ABI 1 */
+	expect_refused(fixture("fixture_abimix"), MOE_ERR_ABI,
+		       "its entry moe_backend_entry_v2 was asked for ABI 2 and returned a table for ABI 1");
 }
 END_TEST
 
 START_TEST(test_missing_symbol)
 {
 	expect_refused(fixture("fixture_nosym"), MOE_ERR_ABI,
-		       "does not export moe_backend_entry_v1: is it a moebench backend?");
+		       "exports neither moe_backend_entry_v2 nor moe_backend_entry_v1: is it a moebench backend?");
 }
 END_TEST
 
 START_TEST(test_entry_returns_null)
 {
-	expect_refused(fixture("fixture_null"), MOE_ERR_ABI, "moe_backend_entry_v1(1) returned NULL");
+	expect_refused(fixture("fixture_null"), MOE_ERR_ABI,
+		       "moe_backend_entry_v2(2) returned NULL: the plugin does not support ABI 2");
+	expect_refused(fixture("fixture_v1null"), MOE_ERR_ABI,
+		       "moe_backend_entry_v1(1) returned NULL: the plugin does not support ABI 1");
 }
 END_TEST
 
 START_TEST(test_wrong_struct_size)
 {
-	char want[128];
-	/* the fixture claims sizeof(struct moe_backend) - 8 */
-	snprintf(want, sizeof want, "is %zu bytes, this moebench's is %zu", sizeof(struct moe_backend) - 8,
-		 sizeof(struct moe_backend));
+	char want[160];
+	/* the v2 fixture claims sizeof(struct moe_backend) - 8 */
+	snprintf(want, sizeof want, "its struct moe_backend is %zu bytes, ABI 2's is %zu: rebuild",
+		 sizeof(struct moe_backend) - 8, sizeof(struct moe_backend));
 	expect_refused(fixture("fixture_size"), MOE_ERR_ABI, want);
+	/* a version-1 table must have the version-1 size, not this header's */
+	snprintf(want, sizeof want, "its struct moe_backend is %zu bytes, ABI 1's is %zu: rebuild",
+		 sizeof(struct moe_backend), (size_t)MOE_BACKEND_V1_SIZE);
+	expect_refused(fixture("fixture_v1size"), MOE_ERR_ABI, want);
+}
+END_TEST
+
+START_TEST(test_pack_without_release)
+{
+	expect_refused(fixture("fixture_norelease"), MOE_ERR_ABI, "has pack but no release");
+	ck_assert_msg(strstr(moe_last_error(), "could not free"), "message '%s' does not say why", moe_last_error());
 }
 END_TEST
 
@@ -178,7 +257,9 @@ int main(void)
 {
 	Suite *s = suite_create("plugin");
 	TCase *tc = tcase_create("plugin");
-	tcase_add_test(tc, test_good_plugin);
+	tcase_add_test(tc, test_good_plugin_v1);
+	tcase_add_test(tc, test_good_plugin_v2);
+	tcase_add_test(tc, test_pack_without_release);
 	tcase_add_test(tc, test_bare_name_means_current_folder);
 	tcase_add_test(tc, test_wrong_abi);
 	tcase_add_test(tc, test_missing_symbol);

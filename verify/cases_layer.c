@@ -1,7 +1,8 @@
 /* Layer cases: scaled-down versions of the model table's MoE blocks (routing method, K, groups,
  * bias, rsf, shared expert and its combine, weight format) with small H and I so that a whole layer
  * costs milliseconds, every routing profile, rsf at the router and at the output, T = 0, 1 and a
- * few tokens, and skewed routing (one expert takes almost every token, others none). */
+ * few tokens, and skewed routing (one expert takes almost every token, others none); then the T
+ * sweep of the bench, 1 to 2048 tokens, one group per T. */
 #include <stdio.h>
 
 #include "vcases.h"
@@ -40,6 +41,26 @@ static const struct layer_shape shapes[] = {
 	  64, 48, 0, MOE_DTYPE_F32, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_NONE },
 };
 
+static void layer_case(const struct layer_shape *sh, enum moe_profile prof, struct moe_vcase *cp)
+{
+	struct moe_vcase c;
+	moe_vcase_init(&c, MOE_OP_LAYER);
+	c.route = moe_route_params_default(sh->method, sh->E, sh->K);
+	c.route.profile = prof;
+	c.route.n_group = sh->G;
+	c.route.topk_group = sh->TG;
+	c.route.renormalize = true;
+	c.route.routed_scaling_factor = sh->rsf;
+	c.route.bias_dtype = sh->bias ? MOE_DTYPE_F32 : MOE_DTYPE_NONE;
+	c.expert = (struct moe_expert_params){ .hidden = sh->H, .inter = sh->I, .weight_dtype = sh->wdtype,
+					       .weight_scaling = sh->wscaling, .weight_sf_layout = sh->layout,
+					       .act_quant = sh->act };
+	c.rsf_site = sh->site;
+	c.shared = sh->shared;
+	c.shared_inter = sh->SI;
+	*cp = c;
+}
+
 enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, unsigned profile_mask,
 				    struct moe_vcase_list *out)
 {
@@ -53,21 +74,7 @@ enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, u
 			if (!((profile_mask >> prof) & 1u))
 				continue;
 			struct moe_vcase c;
-			moe_vcase_init(&c, MOE_OP_LAYER);
-			c.route = moe_route_params_default(sh->method, sh->E, sh->K);
-			c.route.profile = (enum moe_profile)prof;
-			c.route.n_group = sh->G;
-			c.route.topk_group = sh->TG;
-			c.route.renormalize = true;
-			c.route.routed_scaling_factor = sh->rsf;
-			c.route.bias_dtype = sh->bias ? MOE_DTYPE_F32 : MOE_DTYPE_NONE;
-			c.expert = (struct moe_expert_params){ .hidden = sh->H, .inter = sh->I,
-							       .weight_dtype = sh->wdtype,
-							       .weight_scaling = sh->wscaling,
-							       .weight_sf_layout = sh->layout, .act_quant = sh->act };
-			c.rsf_site = sh->site;
-			c.shared = sh->shared;
-			c.shared_inter = sh->SI;
+			layer_case(sh, (enum moe_profile)prof, &c);
 			snprintf(c.group, sizeof c.group, "%s %s", sh->name, moe_profile_name((enum moe_profile)prof));
 			for (size_t gi = 0; gi < sizeof gens / sizeof gens[0]; gi++) {
 				for (int rep = 0; rep < reps; rep++, n++) {
@@ -78,6 +85,33 @@ enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, u
 					if (s != MOE_OK)
 						return s;
 				}
+			}
+		}
+	}
+	/* The T sweep of the bench ({1, 4, 16, 64, 256, 512, 2048}): from a few tokens per expert (decode
+	 * variants) to hundreds (prefill variants), one group per T so that the report line says which
+	 * variants ran. --quick: three shapes (bf16, MXFP4, FP8 blocks with a shared expert) in the first
+	 * selected profile; --full: every shape in every selected profile. */
+	static const int64_t sweep[] = { 1, 4, 16, 64, 256, 512, 2048 };
+	static const size_t quick_shapes[] = { 3, 6, 0 };
+	const size_t nsweep_shapes = depth == MOE_DEPTH_FULL ? sizeof shapes / sizeof shapes[0] : 3;
+	for (size_t qi = 0; qi < nsweep_shapes; qi++) {
+		const struct layer_shape *sh = &shapes[depth == MOE_DEPTH_FULL ? qi : quick_shapes[qi]];
+		bool first = true;
+		for (int prof = 0; prof < MOE_PROFILE_COUNT; prof++) {
+			if (!((profile_mask >> prof) & 1u) || (!first && depth != MOE_DEPTH_FULL))
+				continue;
+			first = false;
+			struct moe_vcase c;
+			layer_case(sh, (enum moe_profile)prof, &c);
+			for (size_t ti = 0; ti < sizeof sweep / sizeof sweep[0]; ti++, n++) {
+				snprintf(c.group, sizeof c.group, "T=%lld %s", (long long)sweep[ti], sh->name);
+				c.gen = MOE_GEN_NORMAL;
+				c.T = sweep[ti];
+				c.seed = base_seed + n * 49979687u;
+				enum moe_status s = moe_vcase_push_valid(out, &c);
+				if (s != MOE_OK)
+					return s;
 			}
 		}
 	}

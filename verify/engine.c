@@ -95,6 +95,7 @@ enum moe_status moe_vreport_add(struct moe_vreport *rep, const char *bname, cons
 			g->worst_ratio = r->worst_ratio;
 		g->near_ties += r->near_ties;
 	}
+	moe_vname_list_add(g->ran, sizeof g->ran, r->ran);
 	if (r->status == MOE_V_FAIL && g->nfail_kept < 3) {
 		moe_vcase_format(c, g->fail_spec[g->nfail_kept], sizeof g->fail_spec[0]);
 		g->fail[g->nfail_kept++] = *r;

@@ -69,7 +69,8 @@ static enum moe_status check_table(const char *path, const char *symbol, uint32_
 		return moe_fail(MOE_ERR_FORMAT, "plugin %s: its backend table has %s name", path,
 				b->name ? "an empty" : "no");
 	if (abi >= 2 && b->pack && !b->release)
-		return moe_fail(MOE_ERR_ABI, "plugin %s: its table has pack but no release", path);
+		return moe_fail(MOE_ERR_ABI, "plugin %s: its table has pack but no release: the host could not free "
+				"the handles pack returns", path);
 	return MOE_OK;
 }
 

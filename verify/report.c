@@ -60,6 +60,8 @@ void moe_vreport_print_group(FILE *f, const struct moe_vgroup *g, const char *ba
 		fprintf(f, "  untrusted %lld", (long long)g->n[MOE_V_UNTRUSTED]);
 	if (g->n[MOE_V_SKIP])
 		fprintf(f, "  skipped %lld (%s)", (long long)g->n[MOE_V_SKIP], g->skip_reason);
+	if (g->ran[0])
+		fprintf(f, "  ran %s", g->ran);
 	fputc('\n', f);
 	for (int i = 0; i < g->nfail_kept; i++) {
 		const struct moe_vresult *r = &g->fail[i];
@@ -141,6 +143,8 @@ static json_t *group_json(const struct moe_vgroup *g)
 	json_object_set_new(o, "worst_error_bound_ratio", g->worst_ratio >= 0 || g->worst_ratio != g->worst_ratio
 								 ? jnum(g->worst_ratio) : json_null());
 	json_object_set_new(o, "near_ties", json_integer(g->near_ties));
+	if (g->ran[0])
+		json_object_set_new(o, "ran", json_string(g->ran));
 	if (g->skip_reason[0])
 		json_object_set_new(o, "skip_reason", json_string(g->skip_reason));
 	for (int i = 0; i < g->nfail_kept; i++) {

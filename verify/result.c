@@ -64,3 +64,28 @@ void moe_vresult_untrusted(struct moe_vresult *r, const char *fmt, ...)
 	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
 	va_end(ap);
 }
+
+void moe_vname_list_add(char *list, size_t size, const char *names)
+{
+	const char *p = names;
+	while (p && *p) {
+		const char *end = strstr(p, ", ");
+		const size_t n = end ? (size_t)(end - p) : strlen(p);
+		bool seen = false;
+		for (const char *q = list; *q && !seen;) {
+			const char *qe = strstr(q, ", ");
+			const size_t qn = qe ? (size_t)(qe - q) : strlen(q);
+			seen = qn == n && !strncmp(q, p, n);
+			q = qe ? qe + 2 : q + qn;
+		}
+		const size_t used = strlen(list);
+		if (!seen && n > 0 && used + n + 3 <= size)
+			snprintf(list + used, size - used, "%s%.*s", used ? ", " : "", (int)n, p);
+		p = end ? end + 2 : p + n;
+	}
+}
+
+void moe_vresult_ran(struct moe_vresult *r, const char *name)
+{
+	moe_vname_list_add(r->ran, sizeof r->ran, name);
+}

@@ -3,7 +3,8 @@
  * layer applies rsf at the output, as the layer contract says). y is judged against
  * moe_layer_ref_f64 evaluated FOR THE KERNEL'S OWN ROUTING: a near-tie choice the comparator
  * accepted must not make the output comparison fail, and a wrong combine, a doubled rsf or a
- * wrong expert output lands far above the bound whatever the routing. */
+ * wrong expert output lands far above the bound whatever the routing. A table with layer_mt then
+ * runs the case again through the ABI 2 path (run_abi2.c: packed experts, 1, 2 and 3 threads). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,36 @@ static struct moe_route_params layer_router(const struct moe_vcase *c)
 	return rp;
 }
 
+bool moe_vjudge_layer(const struct moe_vcase *c, const struct moe_layer_params *lp, const float *x,
+		      const float *L32, const float *b32, const struct moe_layer_weights *lw, const int32_t *ids_r,
+		      const float *w_r, const int32_t *ids_k, const float *w_k, const float *y, bool ref_valid,
+		      struct moe_vscratch *s, struct moe_vresult *r)
+{
+	const int64_t T = c->T, H = c->expert.hidden;
+	const int32_t E = c->route.num_experts, K = c->route.top_k;
+	const struct moe_route_params rp = layer_router(c);
+	double *y_ref = moe_vscratch_get(s, 19, (size_t)(T * H) * sizeof(double));
+	double *bound = moe_vscratch_get(s, 20, (size_t)(T * H) * sizeof(double));
+	void *rws = moe_vscratch_get(s, 21, moe_route_scratch_bytes(E, rp.n_group));
+	if (!y_ref || !bound || !rws) {
+		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
+		return false;
+	}
+	moe_route_compare(&rp, T, L32, b32, ids_r, w_r, ids_k, w_k, rws, r);
+	for (int64_t i = 0; i < T * K; i++)
+		if (ids_k[i] < 0 || ids_k[i] >= E)
+			return false; /* already a routing failure; no expert output to judge */
+	if (!ref_valid) {
+		struct moe_expert_f64_info info;
+		if (moe_layer_ref_f64(lp, x, ids_k, w_k, lw, y_ref, bound, &info) != MOE_OK) {
+			moe_vresult_untrusted(r, "double reference refused the case: %s", moe_last_error());
+			return false;
+		}
+	}
+	compare_y(y, y_ref, bound, T * H, r);
+	return true;
+}
+
 void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, const float *x, const void *logits,
 		      const float *L32, const void *bias, const float *b32, const struct moe_layer_weights *lw,
 		      const int32_t *ids_r, const float *w_r, struct moe_vscratch *s, struct moe_vresult *r)
@@ -60,15 +91,11 @@ void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, co
 	moe_vcase_problem(c, &lp);
 	const int64_t T = c->T, H = c->expert.hidden;
 	const int32_t E = c->route.num_experts, K = c->route.top_k;
-	const struct moe_route_params rp = layer_router(c);
 	int32_t *ids_k = moe_vscratch_get(s, 16, (size_t)(T * K + MOE_GUARD) * sizeof(int32_t));
 	float *w_k = moe_vscratch_get(s, 17, (size_t)(T * K + MOE_GUARD) * sizeof(float));
 	float *y = moe_vscratch_get(s, 18, (size_t)(T * H + MOE_GUARD) * sizeof(float));
-	double *y_ref = moe_vscratch_get(s, 19, (size_t)(T * H) * sizeof(double));
-	double *bound = moe_vscratch_get(s, 20, (size_t)(T * H) * sizeof(double));
-	void *rws = moe_vscratch_get(s, 21, moe_route_scratch_bytes(E, rp.n_group));
 	void *ws = moe_vscratch_get(s, 22, moe_layer_workspace_bytes(&lp));
-	if (!ids_k || !w_k || !y || !y_ref || !bound || !rws || !ws) {
+	if (!ids_k || !w_k || !y || !ws) {
 		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
 		return;
 	}
@@ -86,16 +113,9 @@ void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, co
 			return;
 		}
 	}
-	moe_route_compare(&rp, T, L32, b32, ids_r, w_r, ids_k, w_k, rws, r);
-	for (int64_t i = 0; i < T * K; i++)
-		if (ids_k[i] < 0 || ids_k[i] >= E)
-			return; /* already a routing failure; no expert output to judge */
-	struct moe_expert_f64_info info;
-	if (moe_layer_ref_f64(&lp, x, ids_k, w_k, lw, y_ref, bound, &info) != MOE_OK) {
-		moe_vresult_untrusted(r, "double reference refused the case: %s", moe_last_error());
-		return;
-	}
-	compare_y(y, y_ref, bound, T * H, r);
+	const bool ref_valid = moe_vjudge_layer(c, &lp, x, L32, b32, lw, ids_r, w_r, ids_k, w_k, y, false, s, r);
+	moe_vran_layer(b, &lp, ref_valid ? ids_k : ids_r, r);
+	moe_vmt_layer(b, c, x, logits, L32, bias, b32, lw, ids_r, w_r, ids_k, w_k, ref_valid, s, r);
 }
 
 enum moe_status moe_gen_layer_weights(const struct moe_vcase *c, struct moe_expert_weights **out)

@@ -38,6 +38,8 @@ void moe_vcheck_route(const struct moe_backend *b, const struct moe_vcase *c, co
 		}
 	}
 	moe_route_compare(p, T, L32, b32, ids_r, w_r, ids_k, w_k, ws, r);
+	moe_vran(b, MOE_OP_ROUTE, p, r);
+	moe_vmt_route(b, c, logits, L32, bias, b32, ids_r, w_r, s, r);
 
 	/* Vacuous data: when the reference's weights are zero or NaN on nine rows in ten, the weight
 	 * comparison says nothing, unless producing exactly that is what the generator tests. */

@@ -28,7 +28,8 @@ void moe_gen_expert_x(const struct moe_vcase *c, uint64_t seed, int64_t M, int64
 
 /* Checking a backend on given inputs against given oracle outputs: the runners generate both, the
  * golden-vector checker reads both from a file. Scratch slots 0..7 belong to the runners, 8..15 to
- * these checkers (16..17 for the expert checker, 16..22 for the layer's). */
+ * these checkers (16..17 for the expert checker, 16..22 for the layer's), 24..31 to the ABI 2 paths
+ * they run next (run_abi2.c). */
 void moe_vcheck_route(const struct moe_backend *b, const struct moe_vcase *c, const void *logits,
 		      const float *L32, const void *bias, const float *b32, const int32_t *ids_r,
 		      const float *w_r, struct moe_vscratch *s, struct moe_vresult *r);
@@ -67,6 +68,38 @@ void moe_free_layer_weights(const struct moe_vcase *c, struct moe_expert_weights
 void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, const float *x, const void *logits,
 		      const float *L32, const void *bias, const float *b32, const struct moe_layer_weights *lw,
 		      const int32_t *ids_r, const float *w_r, struct moe_vscratch *s, struct moe_vresult *r);
+
+/* Judges one layer run's outputs (ids_k, w_k, y): routing against the reference router's, y against
+ * moe_layer_ref_f64 for the kernel's own routing in scratch slots 19..20 (computed unless ref_valid
+ * says they already hold it for this routing; slot 21 for the comparator). Returns whether slots
+ * 19..20 now hold that reference. */
+bool moe_vjudge_layer(const struct moe_vcase *c, const struct moe_layer_params *lp, const float *x,
+		      const float *L32, const float *b32, const struct moe_layer_weights *lw, const int32_t *ids_r,
+		      const float *w_r, const int32_t *ids_k, const float *w_k, const float *y, bool ref_valid,
+		      struct moe_vscratch *s, struct moe_vresult *r);
+/* y against y_ref within bound, elementwise (expert outputs). */
+void moe_vjudge_expert_y(const float *y, const double *y_ref, const double *bound, int64_t n, struct moe_vresult *r);
+
+/* The ABI 2 paths (run_abi2.c), run after the plain path of a case when the table has the slot:
+ * route_mt, expert_mt and layer_mt at 1, 2 and 3 threads, on packed weights when it has pack; the
+ * 1-thread result judged as the plain one, the others bitwise against it. Scratch slots 24..31. */
+void moe_vmt_route(const struct moe_backend *b, const struct moe_vcase *c, const void *logits, const float *L32,
+		   const void *bias, const float *b32, const int32_t *ids_r, const float *w_r,
+		   struct moe_vscratch *s, struct moe_vresult *r);
+void moe_vmt_expert(const struct moe_backend *b, const struct moe_vcase *c, const float *x,
+		    const struct moe_expert_weights *w, const double *y_ref, const double *bound,
+		    struct moe_vscratch *s, struct moe_vresult *r);
+/* ids_plain/w_plain: the plain path's routing, whose f64 reference slots 19..20 hold when ref_valid. */
+void moe_vmt_layer(const struct moe_backend *b, const struct moe_vcase *c, const float *x, const void *logits,
+		   const float *L32, const void *bias, const float *b32, const struct moe_layer_weights *lw,
+		   const int32_t *ids_r, const float *w_r, const int32_t *ids_plain, const float *w_plain,
+		   bool ref_valid, struct moe_vscratch *s, struct moe_vresult *r);
+/* Which built-in variant runs a problem of op on b (moe_builtin_pick for a whole table, the
+ * variant itself for a single-variant table; nothing for a plugin), added to r->ran; for the layer
+ * also the router and the expert variant per token count of the routing ids. */
+void moe_vran(const struct moe_backend *b, enum moe_op op, const void *problem, struct moe_vresult *r);
+void moe_vran_layer(const struct moe_backend *b, const struct moe_layer_params *lp, const int32_t *ids,
+		    struct moe_vresult *r);
 
 /* Bytes per element of a storage dtype (F32 4, BF16 2, NONE 0). */
 size_t moe_storage_size(enum moe_dtype t);

@@ -119,6 +119,7 @@ struct moe_vresult {
 	int nmis;                  /* recorded mismatches (<= MOE_V_MAX_MISMATCH) */
 	int64_t total_mis;         /* all mismatches */
 	struct moe_vmismatch mis[MOE_V_MAX_MISMATCH];
+	char ran[96];              /* which built-in variant(s) ran the case, where knowable ("" else) */
 };
 
 void moe_vresult_init(struct moe_vresult *r);
@@ -127,6 +128,11 @@ void moe_vresult_mismatch(struct moe_vresult *r, const char *what, int64_t index
 			  double ref, double err, double bound);
 void moe_vresult_ulp(struct moe_vresult *r, double ulp, double budget);
 void moe_vresult_ratio(struct moe_vresult *r, double ratio);
+/* Adds each name of the ", "-separated `names` to the ", "-separated list (size bytes) unless it
+ * is there already; names that do not fit are dropped. */
+void moe_vname_list_add(char *list, size_t size, const char *names);
+/* Adds a variant name to r->ran unless it is there already. */
+void moe_vresult_ran(struct moe_vresult *r, const char *name);
 /* Marks untrusted (unless already FAIL) with a reason. */
 void moe_vresult_untrusted(struct moe_vresult *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -157,8 +163,13 @@ struct moe_vscratch *moe_vscratch_new(void);
 void moe_vscratch_free(struct moe_vscratch *s);
 /* A buffer of at least `bytes` bytes, 64-byte aligned, slot 0..MOE_VSCRATCH_SLOTS-1; contents are
  * not preserved across a grow. NULL when out of memory. */
-#define MOE_VSCRATCH_SLOTS 24
+#define MOE_VSCRATCH_SLOTS 32
 void *moe_vscratch_get(struct moe_vscratch *s, int slot, size_t bytes);
+/* The thread counts every op with an _mt slot runs at; results must be bitwise equal. */
+#define MOE_VTHREADS_MAX 3
+/* A host pool of `count` threads (1..MOE_VTHREADS_MAX) owned by s (moe_pool_create); NULL when
+ * it cannot be created. */
+const struct moe_threads *moe_vscratch_threads(struct moe_vscratch *s, int count);
 
 /* Runs one case on backend b (the op's slot must be provided; SKIP decisions are the engine's). */
 void moe_vrun_case(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
@@ -195,6 +206,7 @@ struct moe_vgroup {
 	struct moe_vresult fail[3];
 	char untrusted_spec[320];
 	char untrusted_reason[160];
+	char ran[200];           /* the distinct variants its cases ran, comma-separated */
 };
 
 struct moe_vreport {
