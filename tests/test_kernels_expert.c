@@ -307,7 +307,8 @@ START_TEST(fp4_every_scale_byte)
 END_TEST
 
 /* Which problems the variants take: decode variants at most 16 tokens (more go to prefill), the
- * vdpbf16ps variant only bf16 weights with bf16 activations, every other variant every format;
+ * vdpbf16ps variant only bf16 weights with bf16 activations, the 4-bit decode variant (decode4) only
+ * NVFP4 / MXFP4 weights, every other variant every format;
  * dispatch picks a decode variant for 16 tokens. */
 START_TEST(supports_is_precise)
 {
@@ -322,13 +323,15 @@ START_TEST(supports_is_precise)
 		if (b->isa > moe_isa_hardware())
 			printf("test_kernels_expert: %s skipped: this CPU lacks %s\n", b->table->name, moe_isa_name(b->isa));
 		const bool decode = strstr(b->table->name, "decode") != NULL,
-			   w16_only = b->isa == MOE_ISA_AVX512_BF16 && !decode; /* its decode variant takes FP8/FP4 too */
+			   w16_only = b->isa == MOE_ISA_AVX512_BF16 && !decode, /* its decode variant takes FP8/FP4 too */
+			   fp4_only = strstr(b->table->name, "decode4") != NULL; /* NVFP4 / MXFP4 weights only */
 		f32.tokens = w16.tokens = 17;
 		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &f32) == (!decode && !w16_only), "%s: f32, 17 tokens",
 			      b->table->name);
 		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &w16) == !decode, "%s: bf16, 17 tokens", b->table->name);
 		f32.tokens = w16.tokens = 16;
-		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &w16) == !w16_only, "%s: bf16, 16 tokens", b->table->name);
+		ck_assert_msg(moe_backend_provides(b->table, MOE_OP_EXPERT, &w16) == (!w16_only && !fp4_only), "%s: bf16, 16 tokens",
+			      b->table->name);
 		ck_assert_msg(b->table->supports(MOE_OP_NORM, &f32) == false, "%s claims norm", b->table->name);
 	}
 	const struct moe_builtin *pick = moe_builtin_pick(moe_isa_hardware(), MOE_OP_EXPERT, &f32);
