@@ -2,6 +2,8 @@
 # Runs the ggml MoE FFN harness and moebench's layer and writes the logs to ../logs.
 # Usage: run.sh HARNESS MOEBENCH interleaved [ROUNDS]   ggml bf16/q4_0/mxfp4 and moebench's bf16
 #                                                       layer at T=1,16,512, one thread, alternating
+#        run.sh HARNESS MOEBENCH interleaved-omp1 [ROUNDS]  the same, ggml bf16 against moebench with
+#                                                       OMP_NUM_THREADS=1 --budget 0 --no-baselines
 #        run.sh HARNESS - sweep                         ggml: bf16, q4_0, mxfp4 x T in
 #                                                       {1,4,16,64,256,512} x threads 1, 2, warm+cold
 #   HARNESS   the built ggml_moe_ffn (see README.md); MOEBENCH a built tools/moebench
@@ -33,6 +35,22 @@ interleaved)
 		r=$((r + 1))
 	done
 	;;
+interleaved-omp1)
+	# moebench's layer with its OpenMP team held to one thread and no time budget (at the commit
+	# measured, a pinned caller's layer opens a 2-thread team on the caller's one core: issue 9),
+	# the baselines (scalar reference, OpenBLAS) left out, against ggml bf16
+	r=1
+	while [ "$r" -le "$ROUNDS" ]; do
+		f="$D/logs/omp1-r$r-ggml-bf16.txt"
+		uptime > "$f"
+		$P "$H" --type bf16 --tokens 1,16,512 --threads 1 --mode both --reps 7 >> "$f" 2>&1
+		f="$D/logs/omp1-r$r-moebench.txt"
+		uptime > "$f"
+		OMP_NUM_THREADS=1 $P "$M" bench --op layer --model qwen3-30b-a3b --shape T=1,16,512 \
+			--backend avx512bf16 --threads 1 --budget 0 --no-baselines --out "$D/moebench-omp1-r$r" >> "$f" 2>&1
+		r=$((r + 1))
+	done
+	;;
 sweep)
 	for t in bf16 q4_0 mxfp4; do
 		f="$D/logs/sweep-ggml-$t.txt"
@@ -41,7 +59,7 @@ sweep)
 	done
 	;;
 *)
-	echo "run.sh: unknown mode '$WHAT' (interleaved, sweep)" >&2
+	echo "run.sh: unknown mode '$WHAT' (interleaved, interleaved-omp1, sweep)" >&2
 	exit 2
 	;;
 esac
