@@ -3,4 +3,5 @@
 #define MOE_TABLE_SYMBOL moe_backend_avx512
 #define MOE_TABLE_NAME "avx512"
 #define MOE_TABLE_DESCRIPTION "AVX-512 F/BW/DQ/VL kernels where they apply, the reference elsewhere"
+#define MOE_TABLE_ABI2(name) name##__avx512
 #include "backend_table.h"
