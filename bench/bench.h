@@ -17,6 +17,8 @@
 
 #define MOE_BENCH_MAX_REPS 100
 #define MOE_BENCH_MIN_REPS 7
+/* Long calls: the repetitions are cut (never below this) to keep a benchmark within its budget. */
+#define MOE_BENCH_FLOOR_REPS 3
 
 /* ---- statistics (stats.c) ---- */
 
@@ -51,8 +53,11 @@ double moe_bench_cpu_now_ns(void); /* CLOCK_PROCESS_CPUTIME_ID: every thread of 
 struct moe_bench_config {
 	double min_time;   /* seconds: each repetition's sample lasts at least this long */
 	int reps;          /* repetitions, MOE_BENCH_MIN_REPS .. MOE_BENCH_MAX_REPS */
-	int threads;       /* concurrent instances, one per pinned thread */
-	double budget;     /* seconds one benchmark may take (all reps); 0 = unlimited */
+	int threads;       /* threads of one call (a moe_pool handed to the kernels); 0 = 1 */
+	int copies;        /* concurrent independent instances ("throughput mode"); 0 = 1 */
+	double budget;     /* seconds one benchmark should take (all reps); 0 = unlimited. Calls too long
+			    * for reps repetitions run fewer (MOE_BENCH_FLOOR_REPS at least, each one call);
+			    * a benchmark whose floor does not fit is skipped with the reason. */
 };
 
 struct moe_bench_timing {
@@ -70,8 +75,10 @@ struct moe_bench_pool;
 typedef void moe_bench_body_fn(void *arg, int tid, int64_t iters);
 
 /* Runs one call (the first, cold), warms up while calibrating the calls per repetition until one
- * sample lasts >= cfg->min_time, then measures cfg->reps samples. MOE_ERR_UNSUPPORTED (message
- * says why) when the first call shows the repetitions would exceed cfg->budget. */
+ * sample lasts >= cfg->min_time, then measures cfg->reps samples, or fewer (down to
+ * MOE_BENCH_FLOOR_REPS) when the first call shows that first call + warm-up + cfg->reps samples
+ * would exceed cfg->budget; t->reps says how many. MOE_ERR_UNSUPPORTED (message says why) when even
+ * the floor would exceed the budget. */
 enum moe_status moe_bench_measure(struct moe_bench_pool *pool, moe_bench_body_fn *body, void *arg,
 				  const struct moe_bench_config *cfg, struct moe_bench_timing *t);
 
@@ -92,9 +99,16 @@ const char *moe_bench_level_name(enum moe_bench_level l); /* "L1", "L2", "L3", "
 void moe_bench_topo_get(struct moe_bench_topo *t);
 /* The last-level cache size (L3, else L2), at least 1 MiB. */
 size_t moe_bench_topo_llc(const struct moe_bench_topo *t);
-/* Pins the calling thread to core (tid mod cores). Writes what happened into why[n] (the PU, or
- * the reason binding failed) and returns whether it succeeded. Never fatal. */
+/* Pins the calling thread to the (tid mod cores)-th core this process may run on (its affinity
+ * mask when the topology was first loaded). Writes what happened into why[n] (the PU, or the
+ * reason binding failed) and returns whether it succeeded. Never fatal. */
 bool moe_bench_bind_thread(int tid, char *why, size_t n);
+/* The logical CPU for each of n threads: one PU of each core the process may run on, in topology
+ * order, wrapping around when n exceeds them (as moe_bench_bind_thread does). Returns the number
+ * of distinct cores the n threads land on: min(n, cores available). */
+int moe_bench_pick_cpus(int n, int *cpus);
+/* Cores this process may run on (affinity mask when the topology was first loaded), >= 1. */
+int moe_bench_cores_available(void);
 
 /* A pool of `threads` pinned threads; thread 0 is the caller. */
 enum moe_status moe_bench_pool_create(int threads, struct moe_bench_pool **out);
@@ -185,6 +199,7 @@ enum moe_bench_compute { MOE_COMPUTE_FP32 = 0, MOE_COMPUTE_BF16 = 1 };
 struct moe_bench_cost {
 	double flops;   /* 0 for ops that are not multiply-add work (routing, codecs) */
 	double bytes;   /* bytes the kernel must read and write at their stored sizes */
+	double weight_bytes; /* of those, expert weights (the touched experts'); 0 for other ops */
 	double tokens;  /* tokens (rows) processed; 0 where tokens/s does not apply */
 	enum moe_bench_compute compute;
 	size_t working_set; /* bytes touched by one call: picks the cache level of a warm run */
@@ -196,9 +211,16 @@ struct moe_bench_result {
 	char op[16];
 	char model[32];
 	char backend[64];
-	int threads;
+	char base[192];       /* the case key without a --scaling thread suffix */
+	int threads;          /* threads of one call (or, with copies > 1, the copies) */
+	int copies;           /* concurrent instances (throughput mode); 1 = one call at a time */
+	int cores;            /* distinct cores the measurement ran on (< threads: oversubscribed) */
 	bool cold;
 	bool dispatched;      /* this backend's kernel for the op is the one dispatch runs */
+	bool packed;          /* the runs used the backend's packed weights (moe_backend_pack) */
+	double pack_ns;       /* time of the pack at setup, measured once; NAN when not packed */
+	double packed_bytes;  /* bytes the packed handle(s) hold; NAN when not packed */
+	char note[160];       /* what the reader should know about this row (e.g. why not packed) */
 	double axis;          /* T, M or rows: the scaling plot's x */
 	bool skipped;
 	char error[256];
@@ -210,12 +232,17 @@ struct moe_bench_result {
 	double roof_ns;              /* max(flops / peak, bytes / bandwidth) */
 	double roof_frac;            /* roof_ns / median; NAN without calibration */
 	double speedup_ref, speedup_openblas, speedup_torch; /* median(other) / median(this); NAN */
+	double speedup_ggml;         /* against the best ggml row of the key; NAN */
+	double speedup_1t;           /* --scaling: median at 1 thread / this median; NAN */
+	double weight_gbps;          /* weight bytes of the touched experts / median; NAN */
 	bool counters_valid;
 };
 
 struct moe_bench_results {
 	struct moe_bench_result *v;
 	size_t n, cap;
+	char warning[512];    /* run-wide (e.g. fewer cores than threads): table footnote and JSON */
+	char ggml_note[160];  /* "ggml baseline: ..." line of the table; empty when not applicable */
 };
 
 struct moe_bench_result *moe_bench_results_add(struct moe_bench_results *r);
@@ -277,13 +304,26 @@ struct moe_bench_case {
 /* The problem pointer moe_backend_provides expects for c->op. */
 const void *moe_bench_case_problem(const struct moe_bench_case *c);
 
-/* Per-op setup, call and teardown. One instance per thread; `cold` instances rotate weight copies
- * totalling more than 2x the last-level cache. */
+/* What a backend's pack at setup produced (prepare). */
+struct moe_bench_pack {
+	bool packed;       /* false: the backend has no pack, or refused (note says why): plain weights */
+	double ns;         /* wall time of the pack(s) */
+	double bytes;      /* bytes of the handle(s) */
+	char note[160];
+};
+
+/* Per-op setup, call and teardown. One instance per copy; `cold` instances rotate weight copies
+ * totalling more than 2x the last-level cache. prepare/unprepare (NULL for ops without weights)
+ * pack the instance's weights for one backend before its runs and release them after. call runs
+ * one call of b on th (the host threads of one call). */
 struct moe_bench_op_impl {
 	enum moe_status (*setup)(const struct moe_bench_case *c, size_t llc, void **inst);
-	void (*call)(void *inst, const struct moe_backend *b);
+	void (*call)(void *inst, const struct moe_backend *b, const struct moe_threads *th);
 	void (*cost)(const struct moe_bench_case *c, const void *inst, struct moe_bench_cost *out);
 	void (*teardown)(void *inst);
+	enum moe_status (*prepare)(void *inst, const struct moe_backend *b, const struct moe_threads *th,
+				   struct moe_bench_pack *out);
+	void (*unprepare)(void *inst, const struct moe_backend *b);
 };
 
 const struct moe_bench_op_impl *moe_bench_op_impl(enum moe_op op);
@@ -295,8 +335,9 @@ void moe_bench_cost_route(const struct moe_route_params *p, int64_t T, struct mo
 void moe_bench_cost_norm(const struct moe_norm_params *p, struct moe_bench_cost *c);
 void moe_bench_cost_codec(enum moe_op op, const struct moe_qtensor *q, struct moe_bench_cost *c);
 void moe_bench_cost_expert(const struct moe_expert_params *p, struct moe_bench_cost *c);
-/* distinct: experts that received at least one token in this routing. */
-void moe_bench_cost_layer(const struct moe_layer_params *p, int32_t distinct, struct moe_bench_cost *c);
+/* distinct: experts whose weights a call reads (received at least one token; with aliased expert
+ * copies, the distinct copies), averaged over the calls of the benchmark. */
+void moe_bench_cost_layer(const struct moe_layer_params *p, double distinct, struct moe_bench_cost *c);
 /* Bytes of one expert's three weight tensors (data and scales) in p's format. */
 double moe_bench_expert_weight_bytes(const struct moe_expert_params *p, int64_t inter);
 
@@ -309,8 +350,21 @@ enum moe_status moe_bench_copy_qtensor(const struct moe_qtensor *src, struct moe
 void *moe_bench_alloc(size_t bytes); /* 64-byte aligned, zeroed; NULL on failure */
 
 /* The OpenBLAS baseline backend: an unfused f32 expert (sgemm/sgemv for gate and up, a SiLU*up
- * loop, sgemm/sgemv for down). Provides only the expert op, f32 weights, f32 activations. */
+ * loop, sgemm/sgemv for down; f32 weights, f32 activations) and a layer written the way a user
+ * would (baseline_openblas_layer.c): weights dequantized once to f32 by its pack, reference
+ * routing, per expert a gather, sgemm gate/up, SiLU*up, sgemm down and a weighted scatter-add. */
 const struct moe_backend *moe_bench_baseline_openblas(void);
+/* The OpenBLAS layer's pack, layer and workspace (baseline_openblas_layer.c). */
+moe_pack_fn moe_bench_openblas_pack;
+moe_release_fn moe_bench_openblas_release;
+moe_layer_mt_fn moe_bench_openblas_layer;
+moe_workspace_fn moe_bench_openblas_workspace;
+/* The ggml baseline (baseline_ggml.c, built only when ggml was found at configure time): the
+ * layer as ggml's graph, bf16 and q4_0 weights, on the bench's threads. NULL when not built. */
+const struct moe_backend *moe_bench_baseline_ggml_bf16(void);
+const struct moe_backend *moe_bench_baseline_ggml_q4_0(void);
+/* "ggml <version> from <dir>" or "not built (ggml not found at configure time)". */
+const char *moe_bench_ggml_status(void);
 /* Workspace the OpenBLAS baseline needs (gate and up outputs). */
 size_t moe_bench_openblas_workspace_bytes(const struct moe_expert_params *p);
 
@@ -329,6 +383,11 @@ struct moe_bench_options {
 	enum moe_dtype route_logits;   /* NONE = f32 */
 	bool quick;                    /* fewer models and shapes */
 	bool list_only;
+	/* --scaling: only the layer and the expert prefill (M >= 64) cases, each run at 1..cores
+	 * threads (the caller runs them once per thread count). */
+	bool scaling;
+	/* a thread-count suffix for the keys ("/threads:N"), set by the caller per scaling pass */
+	int key_threads;
 };
 
 /* Builds the case list of the suite for these options. */
@@ -342,9 +401,12 @@ struct moe_bench_backend_ref {
 
 /* Runs every case on every backend that provides it, appending to out. Stops early (keeping what
  * was measured) when moe_bench_interrupted() becomes true. Progress goes to stderr. */
+/* pool: the copies (one instance per thread); th: the threads of one call (NULL: serial); cores:
+ * distinct cores the measurement runs on (recorded per result). */
 enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t ncases,
 				    const struct moe_bench_backend_ref *backends, size_t nbackends,
 				    const struct moe_bench_options *o, struct moe_bench_pool *pool,
+				    const struct moe_threads *th, int cores,
 				    const struct moe_bench_topo *topo, bool counters,
 				    struct moe_bench_results *out);
 

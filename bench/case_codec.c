@@ -43,15 +43,17 @@ static enum moe_status codec_setup(const struct moe_bench_case *c, size_t llc, v
 	return MOE_OK;
 }
 
-static void quantize_call(void *inst, const struct moe_backend *b)
+static void quantize_call(void *inst, const struct moe_backend *b, const struct moe_threads *th)
 {
+	(void)th; /* codecs have no threaded slot */
 	struct codec_inst *r = inst;
 	r->q.global_scale = 0;
 	b->quantize(r->x, &r->q);
 }
 
-static void dequantize_call(void *inst, const struct moe_backend *b)
+static void dequantize_call(void *inst, const struct moe_backend *b, const struct moe_threads *th)
 {
+	(void)th;
 	struct codec_inst *r = inst;
 	b->dequantize(&r->q, r->x);
 }
@@ -61,6 +63,7 @@ static void codec_cost(const struct moe_bench_case *c, const void *inst, struct 
 	moe_bench_cost_codec(c->op, &c->u.codec, out);
 }
 
-const struct moe_bench_op_impl moe_bench_quantize_impl = { codec_setup, quantize_call, codec_cost, codec_teardown };
+const struct moe_bench_op_impl moe_bench_quantize_impl = { codec_setup, quantize_call, codec_cost, codec_teardown,
+							  NULL, NULL };
 const struct moe_bench_op_impl moe_bench_dequantize_impl = { codec_setup, dequantize_call, codec_cost,
-							    codec_teardown };
+							    codec_teardown, NULL, NULL };

@@ -56,8 +56,9 @@ static enum moe_status norm_setup(const struct moe_bench_case *c, size_t llc, vo
 	return MOE_OK;
 }
 
-static void norm_call(void *inst, const struct moe_backend *b)
+static void norm_call(void *inst, const struct moe_backend *b, const struct moe_threads *th)
 {
+	(void)th; /* norms have no threaded slot */
 	struct norm_inst *r = inst;
 	b->norm(&r->p, r->x, r->w, r->y);
 }
@@ -67,4 +68,4 @@ static void norm_cost(const struct moe_bench_case *c, const void *inst, struct m
 	moe_bench_cost_norm(&c->u.norm, out);
 }
 
-const struct moe_bench_op_impl moe_bench_norm_impl = { norm_setup, norm_call, norm_cost, norm_teardown };
+const struct moe_bench_op_impl moe_bench_norm_impl = { norm_setup, norm_call, norm_cost, norm_teardown, NULL, NULL };

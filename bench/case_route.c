@@ -67,10 +67,10 @@ static enum moe_status route_setup(const struct moe_bench_case *c, size_t llc, v
 	return MOE_OK;
 }
 
-static void route_call(void *inst, const struct moe_backend *b)
+static void route_call(void *inst, const struct moe_backend *b, const struct moe_threads *th)
 {
 	struct route_inst *r = inst;
-	b->route(&r->p, r->T, r->logits, r->bias, r->ids, r->weights);
+	moe_backend_route(b, &r->p, r->T, r->logits, r->bias, r->ids, r->weights, th);
 }
 
 static void route_cost(const struct moe_bench_case *c, const void *inst, struct moe_bench_cost *out)
@@ -78,4 +78,4 @@ static void route_cost(const struct moe_bench_case *c, const void *inst, struct 
 	moe_bench_cost_route(&c->u.route.p, c->u.route.tokens, out);
 }
 
-const struct moe_bench_op_impl moe_bench_route_impl = { route_setup, route_call, route_cost, route_teardown };
+const struct moe_bench_op_impl moe_bench_route_impl = { route_setup, route_call, route_cost, route_teardown, NULL, NULL };

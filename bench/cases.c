@@ -5,17 +5,20 @@
  * (capped at 2048 rows), of the NVFP4 swizzled layout, and of its activation format at 256 tokens;
  * its expert at tokens per expert in {1, 4, 16, 64, 256, 1024}, warm and cold, in its own format
  * (plus f32 weights and activations for Qwen3-30B-A3B, the problem the OpenBLAS baseline solves);
- * its whole MoE layer at T in {1, 16, 256} when all its experts fit the layer benchmark's memory
- * cap (models named explicitly are always tried, and refused with the reason). Options replace the
- * shape lists; --method replaces the models' routers by chosen methods on one synthetic shape. Within a sweep, cases run smallest first so the suite can predict and skip a call
- * that would blow the time budget before running it. */
+ * its whole MoE layer at T in {1, 4, 16, 64, 256, 512, 2048}, warm and cold (case_layer.c: experts
+ * beyond the layer benchmark's memory cap are aliased copies, counted as such). Options replace the
+ * shape lists; --method replaces the models' routers by chosen methods on one synthetic shape.
+ * --scaling keeps the layer and the expert prefill (M >= 64) cases only. Within a sweep, cases run
+ * smallest first so the suite can predict and skip a call that would blow the time budget before
+ * running it. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
 static const int64_t default_T[] = { 1, 16, 256, 4096 };
-static const int64_t default_layer_T[] = { 1, 16, 256 };
+static const int64_t default_layer_T[] = { 1, 4, 16, 64, 256, 512, 2048 };
+static const int64_t quick_layer_T[] = { 1, 16 };
 static const int64_t default_M[] = { 1, 4, 16, 64, 256, 1024 };
 static const int64_t default_rows[] = { 1, 256 };
 static const int64_t quick_T[] = { 1, 256 };
@@ -195,8 +198,8 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 
 	const int64_t *T = o->n_T ? o->shape_T : o->quick ? quick_T : default_T;
 	int nT = o->n_T ? o->n_T : o->quick ? 2 : 4;
-	const int64_t *LT = o->n_T ? o->shape_T : o->quick ? quick_T : default_layer_T;
-	int nLT = o->n_T ? o->n_T : o->quick ? 2 : 3;
+	const int64_t *LT = o->n_T ? o->shape_T : o->quick ? quick_layer_T : default_layer_T;
+	int nLT = o->n_T ? o->n_T : o->quick ? 2 : 7;
 	const int64_t *M = o->n_M ? o->shape_M : o->quick ? quick_M : default_M;
 	int nM = o->n_M ? o->n_M : o->quick ? 2 : 6;
 	const int64_t *R = o->n_rows ? o->shape_rows : default_rows;
@@ -252,28 +255,35 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 	for (size_t k = 0; k < nm && selected(o, MOE_OP_LAYER); k++) {
 		const struct moe_model_shape *m = list[k];
 		struct moe_expert_params p = moe_model_expert_params(m);
-		if (!explicit_models && m->experts * moe_bench_expert_weight_bytes(&p, p.inter) > (double)(2ull << 30))
-			continue;
 		char fmt[96];
 		format_name(&p, fmt, sizeof fmt);
-		for (int i = 0; i < nLT; i++) {
-			struct moe_bench_case *c = add(&b, MOE_OP_LAYER, m);
-			if (!c)
-				break;
-			struct moe_layer_params *l = &c->u.layer;
-			l->route = moe_model_route_params(m, MOE_PROFILE_VLLM);
-			l->expert = p;
-			l->rsf_site = MOE_RSF_AT_ROUTER;
-			l->shared = m->shared;
-			l->shared_inter = m->shared_inter;
-			l->tokens = LT[i];
-			c->axis = (double)LT[i];
-			snprintf(c->group, sizeof c->group, "layer/%s/%s", m->name, fmt);
-			snprintf(c->key, sizeof c->key, "%.150s/T:%lld", c->group, (long long)LT[i]);
+		for (int cold = 0; cold < 2; cold++) {
+			if (!(warm_cold & (1 << cold)))
+				continue;
+			for (int i = 0; i < nLT; i++) {
+				struct moe_bench_case *c = add(&b, MOE_OP_LAYER, m);
+				if (!c)
+					break;
+				c->cold = cold;
+				struct moe_layer_params *l = &c->u.layer;
+				l->route = moe_model_route_params(m, MOE_PROFILE_VLLM);
+				l->expert = p;
+				l->rsf_site = MOE_RSF_AT_ROUTER;
+				l->shared = m->shared;
+				l->shared_inter = m->shared_inter;
+				l->tokens = LT[i];
+				c->axis = (double)LT[i];
+				snprintf(c->group, sizeof c->group, "layer/%s/%s/%s", m->name, fmt, cold ? "cold" : "warm");
+				snprintf(c->key, sizeof c->key, "layer/%s/%s/T:%lld/%s", m->name, fmt, (long long)LT[i],
+					 cold ? "cold" : "warm");
+			}
 		}
 	}
 	for (size_t i = 0; i < b.n && o->op_mask; i++)
 		if (!selected(o, b.v[i].op))
+			b.v[i].op = MOE_OP_COUNT;
+	for (size_t i = 0; i < b.n && o->scaling; i++)
+		if (b.v[i].op != MOE_OP_LAYER && !(b.v[i].op == MOE_OP_EXPERT && b.v[i].u.expert.tokens >= 64))
 			b.v[i].op = MOE_OP_COUNT;
 	size_t kept = 0;
 	for (size_t i = 0; i < b.n; i++)

@@ -29,6 +29,7 @@ void moe_bench_cost_route(const struct moe_route_params *p, int64_t T, struct mo
 	c->tokens = (double)T;
 	c->compute = MOE_COMPUTE_FP32;
 	c->working_set = (size_t)c->bytes;
+	c->weight_bytes = 0;
 }
 
 /* Norms: read rows*cols inputs and cols weights, write rows*cols outputs. Flops per element:
@@ -43,6 +44,7 @@ void moe_bench_cost_norm(const struct moe_norm_params *p, struct moe_bench_cost 
 	c->tokens = (double)p->rows;
 	c->compute = MOE_COMPUTE_FP32;
 	c->working_set = (size_t)c->bytes;
+	c->weight_bytes = 0;
 }
 
 /* Codecs: quantize reads rows*cols fp32 and writes the data and scales; dequantize the reverse. */
@@ -54,6 +56,7 @@ void moe_bench_cost_codec(enum moe_op op, const struct moe_qtensor *q, struct mo
 	c->tokens = 0;
 	c->compute = MOE_COMPUTE_FP32;
 	c->working_set = (size_t)c->bytes;
+	c->weight_bytes = 0;
 }
 
 double moe_bench_expert_weight_bytes(const struct moe_expert_params *p, int64_t inter)
@@ -82,13 +85,15 @@ void moe_bench_cost_expert(const struct moe_expert_params *p, struct moe_bench_c
 	c->compute = (p->weight_dtype == MOE_DTYPE_BF16 && p->act_quant == MOE_ACT_BF16) ? MOE_COMPUTE_BF16
 											   : MOE_COMPUTE_FP32;
 	c->working_set = (size_t)c->bytes;
+	c->weight_bytes = moe_bench_expert_weight_bytes(p, p->inter);
 }
 
 /* MoE layer (T tokens, top-K): the routed experts run T*K token-slots, the shared expert T tokens:
  * flops = 6*H*(T*K*I + T*Is). bytes = T*E logits + x and y (T*H fp32 each) + the weights of every
  * expert that received a token (`distinct`, from the routing of the benchmark's data) + the shared
- * expert's weights. The router's own GEMM is outside the layer (logits are an input). */
-void moe_bench_cost_layer(const struct moe_layer_params *p, int32_t distinct, struct moe_bench_cost *c)
+ * expert's weights; weight_bytes = those weights alone (the decode GB/s that matters). The
+ * router's own GEMM is outside the layer (logits are an input). */
+void moe_bench_cost_layer(const struct moe_layer_params *p, double distinct, struct moe_bench_cost *c)
 {
 	const double T = (double)p->tokens, K = p->route.top_k, H = (double)p->expert.hidden;
 	const double I = (double)p->expert.inter, Is = p->shared != MOE_SHARED_NONE ? (double)p->shared_inter : 0;
@@ -101,4 +106,6 @@ void moe_bench_cost_layer(const struct moe_layer_params *p, int32_t distinct, st
 			     ? MOE_COMPUTE_BF16
 			     : MOE_COMPUTE_FP32;
 	c->working_set = (size_t)c->bytes;
+	c->weight_bytes = distinct * moe_bench_expert_weight_bytes(&p->expert, p->expert.inter) +
+			  (Is > 0 ? moe_bench_expert_weight_bytes(&p->expert, p->shared_inter) : 0);
 }

@@ -19,14 +19,15 @@ static enum moe_status write_csv(FILE *f, void *ctx)
 	const struct moe_bench_results *r = ctx;
 	fputs("name,op,model,backend,threads,cold,axis,reps,iterations,median_ns,mean_ns,min_ns,max_ns,cv,"
 	      "cpu_median_ns,flops_per_call,bytes_per_call,tokens_per_call,gflops,gbps,tokens_per_second,"
-	      "ceiling,roofline_fraction,speedup_vs_ref,speedup_vs_openblas,speedup_vs_torch,error\n", f);
+	      "ceiling,roofline_fraction,speedup_vs_ref,speedup_vs_openblas,speedup_vs_torch,copies,cores,"
+	      "weight_gbps,speedup_vs_ggml,speedup_vs_1_thread,pack_ns,packed_bytes,error\n", f);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct moe_bench_result *e = &r->v[i];
 		fprintf(f, "%s,%s,%s,%s,%d,%d", e->name, e->op, e->model, e->backend, e->threads, e->cold);
 		num(f, e->axis);
 		fprintf(f, ",%d,%lld", e->t.reps, (long long)e->t.iters);
 		if (e->skipped) {
-			fputs(",,,,,,,,,,,,,,,,,", f);
+			fprintf(f, "%s,%d,%d,,,,,", ",,,,,,,,,,,,,,,,,", e->copies, e->cores);
 		} else {
 			num(f, e->real.median);
 			num(f, e->real.mean);
@@ -45,6 +46,12 @@ static enum moe_status write_csv(FILE *f, void *ctx)
 			num(f, e->speedup_ref);
 			num(f, e->speedup_openblas);
 			num(f, e->speedup_torch);
+			fprintf(f, ",%d,%d", e->copies, e->cores);
+			num(f, e->weight_gbps);
+			num(f, e->speedup_ggml);
+			num(f, e->speedup_1t);
+			num(f, e->pack_ns);
+			num(f, e->packed_bytes);
 		}
 		fputs(",\"", f);
 		for (const char *c = e->error; *c; c++) {

@@ -11,7 +11,11 @@
  * a full suite's file stays small enough to commit).
  * Non-finite values are left out (JSON has no NaN). Extra string fields (op, model, backend,
  * ceiling) and "label" = backend are ignored by Google Benchmark's readers. A benchmark that did
- * not run is one entry with error_occurred and error_message. */
+ * not run is one entry with error_occurred and error_message.
+ * Threads: "threads" is the threads of one call (or the copies in throughput mode), "copies" the
+ * concurrent instances, "cores" the distinct cores it ran on. Pack: "packed", "pack_ns" and
+ * "packed_bytes" (measured once at setup, not part of the times); "note" says e.g. why a backend
+ * with pack ran plain weights. */
 #include <math.h>
 #include <string.h>
 
@@ -38,6 +42,13 @@ static json_t *entry(const struct moe_bench_result *e, int family, int instance)
 	json_object_set_new(o, "key", json_string(e->key));
 	json_object_set_new(o, "cold", json_boolean(e->cold));
 	json_object_set_new(o, "dispatched", json_boolean(e->dispatched));
+	json_object_set_new(o, "copies", json_integer(e->copies));
+	json_object_set_new(o, "cores", json_integer(e->cores));
+	json_object_set_new(o, "packed", json_boolean(e->packed));
+	set_num(o, "pack_ns", e->pack_ns);
+	set_num(o, "packed_bytes", e->packed_bytes);
+	if (e->note[0])
+		json_object_set_new(o, "note", json_string(e->note));
 	set_num(o, "axis", e->axis);
 	return o;
 }
@@ -75,6 +86,12 @@ static void counters(json_t *o, const struct moe_bench_result *e, double ns, boo
 	set_num(o, "speedup_vs_ref", e->speedup_ref);
 	set_num(o, "speedup_vs_openblas", e->speedup_openblas);
 	set_num(o, "speedup_vs_torch", e->speedup_torch);
+	set_num(o, "speedup_vs_ggml", e->speedup_ggml);
+	set_num(o, "speedup_vs_1_thread", e->speedup_1t);
+	if (e->cost.weight_bytes > 0) {
+		set_num(o, "weight_bytes_per_call", e->cost.weight_bytes);
+		set_num(o, "weight_gbps", e->cost.weight_bytes / ns);
+	}
 	for (int i = 0; e->counters_valid && i < MOE_BENCH_COUNTERS; i++)
 		set_num(o, moe_bench_counter_names[i], e->t.counters[i]);
 }

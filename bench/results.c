@@ -6,7 +6,11 @@
  * bandwidth of the level the data comes from (DRAM for cold runs, else the smallest level that
  * holds the working set: L1 and L2 per thread, L3 shared); the fraction of the roofline
  * reached = roofline time / median. Speedups against the reference and the baselines compare
- * medians of the same key (same op, model, shape, warm or cold) from this run. */
+ * medians of the same key (same op, model, shape, warm or cold) from this run; against ggml, the
+ * fastest ggml row of the key (its bf16 or q4_0 graph). With --scaling, the speedup over one
+ * thread compares a row with the same backend's row of the same case at 1 thread.
+ * Threads and ceilings: the ceilings scale with the cores a measurement ran on, not its threads, so
+ * N threads squeezed onto fewer cores are judged against the cores they had. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +29,9 @@ struct moe_bench_result *moe_bench_results_add(struct moe_bench_results *r)
 	}
 	struct moe_bench_result *e = &r->v[r->n++];
 	memset(e, 0, sizeof *e);
-	e->threads = 1;
+	e->threads = e->copies = e->cores = 1;
 	e->roof_frac = e->speedup_ref = e->speedup_openblas = e->speedup_torch = NAN;
+	e->speedup_ggml = e->speedup_1t = e->weight_gbps = e->pack_ns = e->packed_bytes = NAN;
 	e->gflops = e->gbps = e->tokens_per_s = NAN;
 	for (int i = 0; i < MOE_BENCH_COUNTERS; i++)
 		e->t.counters[i] = NAN;
@@ -118,14 +123,16 @@ void moe_bench_results_derive(struct moe_bench_results *r, const struct moe_cali
 			continue;
 		e->gflops = e->cost.flops > 0 ? e->cost.flops / ns : NAN;
 		e->gbps = e->cost.bytes > 0 ? e->cost.bytes / ns : NAN;
+		e->weight_gbps = e->cost.weight_bytes > 0 ? e->cost.weight_bytes / ns : NAN;
 		e->tokens_per_s = e->cost.tokens > 0 ? e->cost.tokens / ns * 1e9 : NAN;
 		e->level = level_for(e, topo);
-		const struct moe_roofline *roof = moe_bench_roofline_for(cal, e->threads);
+		const int cores = e->cores > 0 && e->cores < e->threads ? e->cores : e->threads;
+		const struct moe_roofline *roof = moe_bench_roofline_for(cal, cores);
 		if (roof) {
 			double peak = e->cost.compute == MOE_COMPUTE_BF16 && roof->bf16_gflops > 0 ? roof->bf16_gflops
 												     : roof->fp32_gflops;
 			/* A ceiling measured with fewer threads than this run scales with the threads. */
-			double scale = (double)e->threads / roof->threads;
+			double scale = (double)cores / roof->threads;
 			double t_flop = e->cost.flops / (peak * scale);
 			double t_mem = e->cost.bytes / (roof->bw_gbs[e->level] * scale);
 			e->roof_ns = fmax(t_flop, t_mem);
@@ -143,5 +150,21 @@ void moe_bench_results_derive(struct moe_bench_results *r, const struct moe_cali
 			e->speedup_openblas = o->real.median / e->real.median;
 		if ((o = find(r, e->key, "torch")) && o->real.median > 0)
 			e->speedup_torch = o->real.median / e->real.median;
+		double best_ggml = INFINITY;
+		for (size_t j = 0; j < r->n; j++)
+			if (!r->v[j].skipped && r->v[j].real.median > 0 && !strncmp(r->v[j].backend, "ggml", 4) &&
+			    !strcmp(r->v[j].key, e->key))
+				best_ggml = fmin(best_ggml, r->v[j].real.median);
+		if (isfinite(best_ggml))
+			e->speedup_ggml = best_ggml / e->real.median;
+		if (e->threads > 1)
+			for (size_t j = 0; j < r->n; j++) {
+				const struct moe_bench_result *b = &r->v[j];
+				if (!b->skipped && b->threads == 1 && b->copies == e->copies && b->real.median > 0 && b->base[0] &&
+				    !strcmp(b->base, e->base) && !strcmp(b->backend, e->backend) && strcmp(b->key, e->key)) {
+					e->speedup_1t = b->real.median / e->real.median;
+					break;
+				}
+			}
 	}
 }

@@ -5,9 +5,16 @@
  * backend whose slot is the same function as one already measured on this case (an ISA table that
  * inherits the reference's kernel) is not measured twice. A backend is never special-cased: the
  * reference and the baselines are rows like any other.
+ * Threads: `th` are the threads of one call (moe_backend_route/_expert/_layer hand them to a
+ * table's _mt slot); the bench pool runs `copies` independent instances at once (throughput mode),
+ * whose cost is counted once per copy.
+ * Pack: before a backend's runs on a case, every instance packs its weights for that backend
+ * (op_impl prepare: moe_backend_pack on th), timed once; the runs use the packed handle; after
+ * them the handle is released.
  * Time budget: within a sweep (same group, smallest shape first) the best rate a backend reached
- * predicts the next call's time; a call predicted to blow the per-benchmark budget is skipped with
- * that reason instead of run, and the first call of any benchmark is checked against the budget.
+ * predicts the next call's time; a benchmark whose floor (first call, warm-up and
+ * MOE_BENCH_FLOOR_REPS repetitions) is predicted over the budget is skipped with that reason
+ * instead of run; otherwise moe_bench_measure cuts the repetitions of long calls to fit.
  * SIGINT only sets a flag (async-signal-safe); it is checked between benchmarks, so the current
  * one finishes and everything measured so far is written. A second Ctrl-C kills as usual. */
 #include <math.h>
@@ -98,7 +105,9 @@ struct instances {
 	void *inst[64];
 	enum moe_status status[64];
 	char error[64][256];
+	struct moe_bench_pack pack[64];
 	const struct moe_backend *b;
+	const struct moe_threads *th;
 };
 
 static void setup_one(void *arg, int tid)
@@ -117,11 +126,25 @@ static void teardown_one(void *arg, int tid)
 	in->inst[tid] = NULL;
 }
 
+static void prepare_one(void *arg, int tid)
+{
+	struct instances *in = arg;
+	in->status[tid] = in->impl->prepare(in->inst[tid], in->b, in->th, &in->pack[tid]);
+	if (in->status[tid] != MOE_OK)
+		snprintf(in->error[tid], sizeof in->error[tid], "pack: %s", moe_last_error());
+}
+
+static void unprepare_one(void *arg, int tid)
+{
+	struct instances *in = arg;
+	in->impl->unprepare(in->inst[tid], in->b);
+}
+
 static void body(void *arg, int tid, int64_t iters)
 {
 	struct instances *in = arg;
 	for (int64_t i = 0; i < iters; i++)
-		in->impl->call(in->inst[tid], in->b);
+		in->impl->call(in->inst[tid], in->b, in->th);
 }
 
 /* Best rate (work per ns) a backend reached in a group so far. */
@@ -171,18 +194,28 @@ static void progress(size_t i, size_t n, const char *key, double t0)
 	fflush(stderr);
 }
 
+struct run_shape {
+	int threads, copies, cores, key_threads;
+};
+
 static struct moe_bench_result *new_result(struct moe_bench_results *out, const struct moe_bench_case *c,
-					   const char *backend, int threads)
+					   const char *backend, const struct run_shape *rs)
 {
 	struct moe_bench_result *e = moe_bench_results_add(out);
 	if (!e)
 		return NULL;
-	snprintf(e->key, sizeof e->key, "%s", c->key);
-	snprintf(e->name, sizeof e->name, "%s/%s", c->key, backend);
+	snprintf(e->base, sizeof e->base, "%s", c->key);
+	if (rs->key_threads > 0)
+		snprintf(e->key, sizeof e->key, "%.170s/threads:%d", c->key, rs->key_threads);
+	else
+		snprintf(e->key, sizeof e->key, "%s", c->key);
+	snprintf(e->name, sizeof e->name, "%s/%s", e->key, backend);
 	snprintf(e->op, sizeof e->op, "%s", moe_op_name(c->op));
 	snprintf(e->model, sizeof e->model, "%s", c->model);
 	snprintf(e->backend, sizeof e->backend, "%s", backend);
-	e->threads = threads;
+	e->threads = rs->threads;
+	e->copies = rs->copies;
+	e->cores = rs->cores;
 	e->cold = c->cold;
 	e->axis = c->axis;
 	return e;
@@ -191,10 +224,14 @@ static struct moe_bench_result *new_result(struct moe_bench_results *out, const 
 enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t ncases,
 				    const struct moe_bench_backend_ref *backends, size_t nbackends,
 				    const struct moe_bench_options *o, struct moe_bench_pool *pool,
+				    const struct moe_threads *th, int cores,
 				    const struct moe_bench_topo *topo, bool counters,
 				    struct moe_bench_results *out)
 {
-	const int threads = moe_bench_pool_threads(pool);
+	const int threads = moe_bench_pool_threads(pool); /* the copies */
+	if (!th)
+		th = moe_threads_serial();
+	const struct run_shape rs = { threads > 1 ? threads : th->count, threads, cores, o->key_threads };
 	const double t0 = moe_bench_now_ns();
 	struct rates rates = { 0 };
 	enum moe_status status = MOE_OK;
@@ -227,6 +264,7 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 		in->c = c;
 		in->impl = moe_bench_op_impl(c->op);
 		in->llc = moe_bench_topo_llc(topo);
+		in->th = th;
 		enum moe_status s = validate(c);
 		const char *why = moe_last_error();
 		if (s == MOE_OK) {
@@ -237,7 +275,7 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 		}
 		if (s != MOE_OK) {
 			for (size_t k = 0; k < nrun; k++) {
-				struct moe_bench_result *e = new_result(out, c, run[k]->name, threads);
+				struct moe_bench_result *e = new_result(out, c, run[k]->name, &rs);
 				if (!e)
 					break;
 				e->skipped = true;
@@ -250,12 +288,13 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 		in->impl->cost(c, in->inst[0], &cost);
 		cost.flops *= threads;
 		cost.bytes *= threads;
+		cost.weight_bytes *= threads;
 		cost.tokens *= threads;
 		cost.working_set *= (size_t)threads;
 		const double work = cost.flops > 0 ? cost.flops : cost.bytes;
 
 		for (size_t k = 0; k < nrun && !moe_bench_interrupted(); k++) {
-			struct moe_bench_result *e = new_result(out, c, run[k]->name, threads);
+			struct moe_bench_result *e = new_result(out, c, run[k]->name, &rs);
 			if (!e) {
 				status = moe_fail(MOE_ERR_NOMEM, "bench: no memory for results");
 				break;
@@ -266,16 +305,42 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 			struct rate *r = rate_for(&rates, c->group, run[k]->name, false);
 			if (o->cfg.budget > 0 && r && r->per_ns > 0 && work > 0) {
 				double predicted = work / r->per_ns;
-				if (predicted * (o->cfg.reps + 1) > o->cfg.budget * 1e9) {
+				if (predicted * (MOE_BENCH_FLOOR_REPS + 2) > o->cfg.budget * 1e9) {
 					e->skipped = true;
 					snprintf(e->error, sizeof e->error,
-						 "predicted %.3g s per call (its rate on the smaller shapes): over the %g s "
-						 "budget", predicted * 1e-9, o->cfg.budget);
+						 "predicted %.3g s per call (its rate on the smaller shapes): %d repetitions "
+						 "are over the %g s budget", predicted * 1e-9, MOE_BENCH_FLOOR_REPS,
+						 o->cfg.budget);
 					continue;
 				}
 			}
 			in->b = run[k];
+			e->pack_ns = e->packed_bytes = NAN;
+			if (in->impl->prepare) {
+				memset(in->pack, 0, sizeof in->pack);
+				moe_bench_pool_run(pool, prepare_one, in);
+				s = MOE_OK;
+				for (int t = 0; t < threads && s == MOE_OK; t++)
+					if ((s = in->status[t]) != MOE_OK) {
+						e->skipped = true;
+						snprintf(e->error, sizeof e->error, "%s", in->error[t]);
+					}
+				if (s != MOE_OK) {
+					moe_bench_pool_run(pool, unprepare_one, in);
+					if (s != MOE_ERR_UNSUPPORTED && s != MOE_ERR_NOMEM)
+						status = s;
+					continue;
+				}
+				e->packed = in->pack[0].packed;
+				if (e->packed) {
+					e->pack_ns = in->pack[0].ns;
+					e->packed_bytes = in->pack[0].bytes;
+				}
+				snprintf(e->note, sizeof e->note, "%s", in->pack[0].note);
+			}
 			s = moe_bench_measure(pool, body, in, &o->cfg, &e->t);
+			if (in->impl->unprepare)
+				moe_bench_pool_run(pool, unprepare_one, in);
 			if (s != MOE_OK) {
 				e->skipped = true;
 				snprintf(e->error, sizeof e->error, "%s", moe_last_error());

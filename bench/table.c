@@ -1,7 +1,11 @@
 /* The readable table printed after a run (and saved as table.txt): one line per benchmark, grouped
  * by op in run order. Times in the most readable unit; rates only where they apply; the roofline
  * column gives the fraction reached and the ceiling level it was judged against; x-columns are
- * speedups against the reference and the best baseline measured on the same key. */
+ * speedups against the reference and the best baseline measured on the same key. wGB/s: the weight
+ * bytes of the touched experts per second (expert and layer: the decode figure that matters);
+ * pack: the backend's pack at setup (time, then packed MiB), measured once, not in the median.
+ * A row's note (e.g. why it was not packed) follows it indented; the run's warnings (fewer cores
+ * than threads) and the ggml baseline's status close the table. */
 #include <math.h>
 #include <string.h>
 
@@ -48,10 +52,12 @@ void moe_bench_print_table(FILE *f, const struct moe_bench_results *r)
 		const struct moe_bench_result *e = &r->v[i];
 		if (strcmp(e->op, last_op) != 0) {
 			snprintf(last_op, sizeof last_op, "%s", e->op);
-			fprintf(f, "\n%-52s %-20s %10s %6s %8s %7s %8s %12s %7s %7s\n", e->op, "backend", "median",
-				"cv%", "GFLOP/s", "GB/s", "tok/s", "roofline", "vs ref", "vs base");
+			fprintf(f, "\n%-52s %-20s %10s %6s %8s %7s %7s %8s %12s %7s %7s %7s %6s %16s\n", e->op, "backend",
+				"median", "cv%", "GFLOP/s", "GB/s", "wGB/s", "tok/s", "roofline", "vs ref", "vs base",
+				"vs ggml", "x 1t", "pack");
 		}
-		char key[53], name[72], med[16], cv[16], gf[16], gb[16], tok[16], roof[24], sref[16], sbase[16];
+		char key[53], name[72], med[16], cv[16], gf[16], gb[16], wgb[16], tok[16], roof[24], sref[16], sbase[16];
+		char sggml[16], s1t[16], pack[40];
 		const char *slash = strchr(e->key, '/');
 		snprintf(key, sizeof key, "%.52s", slash ? slash + 1 : e->key);
 		/* Variant tables are named after their kernel; the moe_ prefix adds nothing here. */
@@ -60,6 +66,16 @@ void moe_bench_print_table(FILE *f, const struct moe_bench_results *r)
 		if (e->skipped) {
 			fprintf(f, "%-52s %-20s skipped: %s\n", key, name, e->error);
 			continue;
+		}
+		val(e->weight_gbps, "%.2f", wgb, sizeof wgb);
+		val(e->speedup_ggml, "%.2fx", sggml, sizeof sggml);
+		val(e->speedup_1t, "%.2fx", s1t, sizeof s1t);
+		if (e->packed) {
+			char t[16];
+			time_str(e->pack_ns, t, sizeof t);
+			snprintf(pack, sizeof pack, "%s/%.0fM", t, e->packed_bytes / (1u << 20));
+		} else {
+			snprintf(pack, sizeof pack, "-");
 		}
 		time_str(e->real.median, med, sizeof med);
 		val(e->real.cv * 100, "%.1f", cv, sizeof cv);
@@ -74,11 +90,19 @@ void moe_bench_print_table(FILE *f, const struct moe_bench_results *r)
 		val(e->speedup_ref, "%.2fx", sref, sizeof sref);
 		double base = isfinite(e->speedup_openblas) ? e->speedup_openblas : e->speedup_torch;
 		val(base, "%.2fx", sbase, sizeof sbase);
-		fprintf(f, "%-52s %-20s %10s %6s %8s %7s %8s %12s %7s %7s\n", key, name, med, cv, gf, gb, tok, roof,
-			sref, sbase);
+		fprintf(f, "%-52s %-20s %10s %6s %8s %7s %7s %8s %12s %7s %7s %7s %6s %16s\n", key, name, med, cv, gf, gb,
+			wgb, tok, roof, sref, sbase, sggml, s1t, pack);
+		if (e->note[0])
+			fprintf(f, "%-52s   note: %s\n", "", e->note);
 	}
 	fprintf(f, "\n*: the kernel dispatch runs here. roofline: fraction of min(peak, AI x bandwidth of the level "
-		   "shown). vs base: speedup against OpenBLAS (expert) or PyTorch (routing) in this run.\n");
+		   "shown). vs base: speedup against OpenBLAS (expert, layer) or PyTorch (routing) in this run.\n"
+		   "wGB/s: weight bytes of the touched experts per second. x 1t: speedup over the same backend on "
+		   "1 thread (--scaling). pack: time/MiB of the backend's pack at setup, not in the median.\n");
+	if (r->ggml_note[0])
+		fprintf(f, "%s\n", r->ggml_note);
+	if (r->warning[0])
+		fprintf(f, "WARNING: %s\n", r->warning);
 }
 
 static enum moe_status write_table(FILE *f, void *ctx)

@@ -5,7 +5,11 @@
  * reports with MeasureProcessCPUTime. One sample (a "repetition") runs `iters` calls on every
  * thread and lasts at least min_time, so the clock's resolution and the pool's barriers are
  * negligible; the reported time of a repetition is the sample's wall time divided by iters, the
- * time of one round of calls. */
+ * time of one round of calls.
+ * Long calls: when the first call shows that first call + one warm-up call + reps samples of one
+ * call would exceed the budget, fewer samples are taken (down to MOE_BENCH_FLOOR_REPS), each still
+ * one call at least; the median and spread are then those of the 3..reps samples taken, and the
+ * count is reported with them (t->reps). */
 #include <math.h>
 #include <time.h>
 
@@ -60,9 +64,15 @@ enum moe_status moe_bench_measure(struct moe_bench_pool *pool, moe_bench_body_fn
 		t->counters[i] = NAN;
 
 	t->first_call_ns = timed(pool, &b, NULL);
-	if (cfg->budget > 0 && t->first_call_ns * (cfg->reps + 1) > cfg->budget * 1e9)
-		return moe_fail(MOE_ERR_UNSUPPORTED, "one call takes %.3g s: %d repetitions are over the %g s budget",
-				t->first_call_ns * 1e-9, cfg->reps, cfg->budget);
+	int reps = cfg->reps;
+	if (cfg->budget > 0 && t->first_call_ns * (reps + 2) > cfg->budget * 1e9) {
+		double fit = floor(cfg->budget * 1e9 / t->first_call_ns) - 2;
+		if (fit < MOE_BENCH_FLOOR_REPS)
+			return moe_fail(MOE_ERR_UNSUPPORTED, "one call takes %.3g s: %d repetitions (+ first call and "
+					"warm-up) are over the %g s budget", t->first_call_ns * 1e-9, MOE_BENCH_FLOOR_REPS,
+					cfg->budget);
+		reps = (int)fit;
+	}
 
 	/* Warm-up doubles as calibration: grow the batch (at most 10x a step, aiming 20% above
 	 * min_time) until a batch lasts min_time; that last batch is discarded too. A body whose time
@@ -79,12 +89,12 @@ enum moe_status moe_bench_measure(struct moe_bench_pool *pool, moe_bench_body_fn
 	t->iters = b.iters;
 
 	moe_bench_papi_start();
-	for (int r = 0; r < cfg->reps; r++) {
+	for (int r = 0; r < reps; r++) {
 		double cpu = 0, ns = timed(pool, &b, &cpu);
 		t->real_ns[r] = ns / (double)b.iters;
 		t->cpu_ns[r] = cpu / (double)b.iters;
 		t->reps = r + 1;
 	}
-	moe_bench_papi_stop((double)b.iters * cfg->reps, t->counters);
+	moe_bench_papi_stop((double)b.iters * reps, t->counters);
 	return MOE_OK;
 }

@@ -1,11 +1,15 @@
 /* Machine topology through hwloc: cores, cache sizes, NUMA nodes, and thread pinning.
  *
  * The topology is loaded once per process (pthread_once) and shared read-only; hwloc documents
- * topology queries and binding as safe from several threads once loading is done. A thread is
- * pinned to one PU of core (tid mod cores), so that with as many threads as cores each gets its
- * own core and with more they wrap around. When hwloc cannot load or bind, sysconf supplies the
- * counts and the failure is recorded, never fatal. */
+ * topology queries and binding as safe from several threads once loading is done. At that load
+ * the cores this process may run on are recorded: those with a PU in the calling thread's
+ * affinity mask (taskset, cgroups), in topology order. Thread tid is pinned to one PU of the
+ * (tid mod n)-th of them, so that with as many threads as cores each gets its own core and with
+ * more they wrap around (and the bench says so). When hwloc cannot load or bind, the affinity
+ * mask's CPUs stand for cores and the failure is recorded, never fatal. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +22,47 @@
 static hwloc_topology_t topology;
 static bool topology_ok;
 static pthread_once_t topology_once = PTHREAD_ONCE_INIT;
+
+#define MAX_CORES 1024
+static int allowed_pu[MAX_CORES];   /* one PU (OS index) per allowed core, in topology order */
+static int allowed_core[MAX_CORES]; /* that core's logical index (-1 without hwloc) */
+static int allowed_n;
+
+/* The cores with a PU in the affinity mask, one PU each. */
+static void record_allowed(void)
+{
+	cpu_set_t mask;
+	bool have_mask = sched_getaffinity(0, sizeof mask, &mask) == 0;
+	if (topology_ok) {
+		int cores = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE);
+		hwloc_obj_type_t type = cores > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+		int count = cores > 0 ? cores : hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PU);
+		for (int i = 0; i < count && allowed_n < MAX_CORES; i++) {
+			hwloc_obj_t obj = hwloc_get_obj_by_type(topology, type, (unsigned)i);
+			if (!obj)
+				continue;
+			int pu;
+			hwloc_bitmap_foreach_begin(pu, obj->cpuset)
+				if (!have_mask || (pu < CPU_SETSIZE && CPU_ISSET(pu, &mask))) {
+					allowed_pu[allowed_n] = pu;
+					allowed_core[allowed_n++] = (int)obj->logical_index;
+					break;
+				}
+			hwloc_bitmap_foreach_end();
+		}
+	} else if (have_mask) {
+		for (int cpu = 0; cpu < CPU_SETSIZE && allowed_n < MAX_CORES; cpu++)
+			if (CPU_ISSET(cpu, &mask)) {
+				allowed_pu[allowed_n] = cpu;
+				allowed_core[allowed_n++] = -1;
+			}
+	}
+	if (allowed_n == 0) { /* nothing known: CPU 0, unpinned if that fails */
+		allowed_pu[0] = 0;
+		allowed_core[0] = -1;
+		allowed_n = 1;
+	}
+}
 
 static void unload_topology(void)
 {
@@ -34,6 +79,12 @@ static void load_topology(void)
 	}
 	topology_ok = true;
 	atexit(unload_topology);
+}
+
+static void load_once(void)
+{
+	load_topology();
+	record_allowed();
 }
 
 const char *moe_bench_level_name(enum moe_bench_level l)
@@ -55,7 +106,7 @@ static void human(size_t bytes, char *out, size_t n)
 void moe_bench_topo_get(struct moe_bench_topo *t)
 {
 	memset(t, 0, sizeof *t);
-	pthread_once(&topology_once, load_topology);
+	pthread_once(&topology_once, load_once);
 	if (!topology_ok) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		t->packages = t->numa_nodes = 1;
@@ -97,33 +148,33 @@ size_t moe_bench_topo_llc(const struct moe_bench_topo *t)
 	return llc > ((size_t)1 << 20) ? llc : ((size_t)1 << 20);
 }
 
+int moe_bench_cores_available(void)
+{
+	pthread_once(&topology_once, load_once);
+	return allowed_n;
+}
+
+int moe_bench_pick_cpus(int n, int *cpus)
+{
+	pthread_once(&topology_once, load_once);
+	for (int i = 0; i < n; i++)
+		cpus[i] = allowed_pu[i % allowed_n];
+	return n < allowed_n ? n : allowed_n;
+}
+
 bool moe_bench_bind_thread(int tid, char *why, size_t n)
 {
-	pthread_once(&topology_once, load_topology);
-	if (!topology_ok) {
-		snprintf(why, n, "not pinned (hwloc could not load the topology)");
-		return false;
-	}
-	int cores = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE);
-	hwloc_obj_type_t type = cores > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
-	int count = cores > 0 ? cores : hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PU);
-	hwloc_obj_t obj = count > 0 ? hwloc_get_obj_by_type(topology, type, (unsigned)(tid % count)) : NULL;
-	if (!obj) {
-		snprintf(why, n, "not pinned (no core %d in the topology)", tid);
-		return false;
-	}
-	hwloc_bitmap_t set = hwloc_bitmap_dup(obj->cpuset);
-	if (!set) {
-		snprintf(why, n, "not pinned (no memory for a cpuset)");
-		return false;
-	}
-	hwloc_bitmap_singlify(set);
-	int pu = hwloc_bitmap_first(set);
-	bool ok = hwloc_set_cpubind(topology, set, HWLOC_CPUBIND_THREAD) == 0;
-	if (ok)
-		snprintf(why, n, "core %u, PU %d", obj->logical_index, pu);
+	pthread_once(&topology_once, load_once);
+	const int k = tid % allowed_n, pu = allowed_pu[k];
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(pu, &set);
+	int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+	if (rc != 0)
+		snprintf(why, n, "not pinned (binding to PU %d failed: %s)", pu, strerror(rc));
+	else if (allowed_core[k] >= 0)
+		snprintf(why, n, "core %d, PU %d", allowed_core[k], pu);
 	else
-		snprintf(why, n, "not pinned (binding to PU %d failed: %s)", pu, strerror(errno));
-	hwloc_bitmap_free(set);
-	return ok;
+		snprintf(why, n, "PU %d", pu);
+	return rc == 0;
 }

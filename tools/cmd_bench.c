@@ -1,7 +1,11 @@
 /* `moebench bench`: run the benchmark suite and write its results.
  *
  * Options select backends, ops, models and shapes; the measurement discipline (min-time, reps,
- * threads, budget, warm/cold) goes to the engine in bench/. The roofline ceilings come from the
+ * threads, copies, budget, warm/cold) goes to the engine in bench/. --threads N: one call on N
+ * threads, a host pool (moe/threads.h) pinned to N distinct cores and handed to the kernels;
+ * --copies N: N independent single-thread instances at once (throughput); --scaling: the layer and
+ * expert prefill at 1..cores threads. A measurement on fewer cores than threads is warned about on
+ * stderr, in the table and in context.json. The roofline ceilings come from the
  * calibration cache (measured first when missing or from another machine). Outputs: JSON (Google
  * Benchmark schema), CSV, context and table, each written atomically, also after Ctrl-C with what
  * was measured so far (exit status 130 then). Exit 2 on bad options, 1 when the run failed. */
@@ -21,7 +25,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: moebench bench [--backend NAME|PATH.so]... [--op OP[,OP...]] [--model NAME[,NAME...]]\n"
 		"                      [--shape T=..|M=..|rows=..|E=..|K=..|G=..|TG=..] [--method M[,M...]]\n"
-		"                      [--threads N] [--min-time S] [--reps N]\n"
+		"                      [--threads N | --copies N] [--scaling] [--min-time S] [--reps N]\n"
 		"                      [--cold|--warm] [--json FILE] [--csv FILE] [--out DIR] [options]\n\n"
 		"Measures every op the backends provide on the shapes of real models (DeepSeek-V3, Qwen3-30B-A3B,\n"
 		"Command A+, MiniMax-M2, gpt-oss, Mixtral) and reports time, GFLOP/s, GB/s, tokens/s, the fraction\n"
@@ -41,18 +45,24 @@ static void usage(FILE *f)
 		"                     --op route unless --op is given\n"
 		"  --profile LIST     flashinfer, vllm, hf: the profiles --method runs (default vllm)\n"
 		"  --logits DTYPE     f32 or bf16 logits for --method (default f32)\n"
-		"  --threads N        N pinned threads, each running its own instance concurrently; rates count\n"
-		"                     all N (default 1)\n"
+		"  --threads N        one call on N threads: a host pool pinned to N distinct cores, handed to the\n"
+		"                     kernels (the backends' _mt slots; a table without them runs on one) (default 1)\n"
+		"  --copies N         throughput mode: N independent single-thread instances run concurrently,\n"
+		"                     one per pinned core; rates count all N (not with --threads)\n"
+		"  --scaling          the layer and the expert prefill (M >= 64) at 1, 2, .. cores threads (or\n"
+		"                     up to --threads N), with the speedup over one thread\n"
 		"  --min-time S       seconds per sample, at least (default 0.02)\n"
 		"  --reps N           repetitions, %d..%d (default 7)\n"
-		"  --budget S         skip a benchmark whose repetitions would take longer than S seconds\n"
-		"                     (default 5; 0 = never skip)\n"
-		"  --cold, --warm     expert benchmarks cold only (weights rotated through > 2x the LLC) or warm\n"
-		"                     only (default: both)\n"
+		"  --budget S         seconds a benchmark should take (default 20; 0 = unlimited): long calls\n"
+		"                     run fewer repetitions (down to %d, each one call, reported with the count);\n"
+		"                     a benchmark whose %d repetitions would exceed S is skipped with the reason\n"
+		"  --cold, --warm     expert and layer benchmarks cold only (weights, and for the layer the\n"
+		"                     routed experts, rotated through > 2x the LLC) or warm only (default: both)\n"
 		"  --quick            fewer models and shapes\n"
 		"  --json FILE, --csv FILE   write the results there\n"
 		"  --out DIR          write DIR/bench.json, bench.csv, context.json and table.txt\n"
-		"  --no-baselines     only the selected backends (no reference, OpenBLAS or PyTorch rows)\n"
+		"  --no-baselines     only the selected backends (no reference, OpenBLAS, ggml or PyTorch rows)\n"
+		"                     (ggml's MoE graph is a layer baseline when ggml was found at configure time)\n"
 		"  --no-torch         no PyTorch routing baseline\n"
 		"  --torch-script F   the PyTorch script (default %s/scripts/bench-torch-routing)\n"
 		"  --calibration F    calibration cache (default $XDG_CACHE_HOME/moebench/calibration.json,\n"
@@ -60,7 +70,7 @@ static void usage(FILE *f)
 		"  --no-calibrate     do not measure the ceilings when the cache is missing (no roofline)\n"
 		"  --list             print the benchmark cases and exit\n"
 		"  --machine-name     print the machine's short name (results/<machine>-<date>) and exit\n",
-		MOE_BENCH_MIN_REPS, MOE_BENCH_MAX_REPS, MOE_SOURCE_DIR);
+		MOE_BENCH_MIN_REPS, MOE_BENCH_MAX_REPS, MOE_BENCH_FLOOR_REPS, MOE_BENCH_FLOOR_REPS, MOE_SOURCE_DIR);
 }
 
 static bool parse_double(const char *s, double *out)
@@ -211,7 +221,7 @@ static void load_calibration(const char *path_opt, bool may_calibrate, const str
 int moe_cmd_bench(int argc, char **argv)
 {
 	enum { O_MIN_TIME = 256, O_BUDGET, O_COLD, O_WARM, O_QUICK, O_JSON, O_CSV, O_OUT, O_NO_BASE, O_NO_TORCH,
-	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS };
+	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS, O_COPIES, O_SCALING };
 	static const struct option longopts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "op", required_argument, NULL, 'o' },
 		{ "model", required_argument, NULL, 'm' }, { "shape", required_argument, NULL, 's' },
@@ -225,10 +235,11 @@ int moe_cmd_bench(int argc, char **argv)
 		{ "calibration", required_argument, NULL, O_CAL }, { "no-calibrate", no_argument, NULL, O_NO_CAL },
 		{ "list", no_argument, NULL, O_LIST }, { "machine-name", no_argument, NULL, O_MACHINE },
 		{ "method", required_argument, NULL, O_METHOD }, { "profile", required_argument, NULL, O_PROFILE },
-		{ "logits", required_argument, NULL, O_LOGITS },
+		{ "logits", required_argument, NULL, O_LOGITS }, { "copies", required_argument, NULL, O_COPIES },
+		{ "scaling", no_argument, NULL, O_SCALING },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	struct moe_bench_options o = { .cfg = { .min_time = 0.02, .reps = 7, .threads = 1, .budget = 5 } };
+	struct moe_bench_options o = { .cfg = { .min_time = 0.02, .reps = 7, .threads = 1, .copies = 1, .budget = 20 } };
 	struct outputs w = { 0 };
 	const char *backend_args[16], *torch_script = MOE_SOURCE_DIR "/scripts/bench-torch-routing", *cal_path = NULL;
 	char model_buf[512] = "";
@@ -272,12 +283,20 @@ int moe_cmd_bench(int argc, char **argv)
 			}
 			break;
 		case 't':
-			if (!parse_int(optarg, &l) || l < 1 || l > 64) {
-				fprintf(stderr, "moebench bench: bad --threads '%s' (1..64)\n", optarg);
+			if (!parse_int(optarg, &l) || l < 1 || l > 256) {
+				fprintf(stderr, "moebench bench: bad --threads '%s' (threads of one call, 1..256)\n", optarg);
 				return 2;
 			}
 			o.cfg.threads = (int)l;
 			break;
+		case O_COPIES:
+			if (!parse_int(optarg, &l) || l < 1 || l > 64) {
+				fprintf(stderr, "moebench bench: bad --copies '%s' (concurrent instances, 1..64)\n", optarg);
+				return 2;
+			}
+			o.cfg.copies = (int)l;
+			break;
+		case O_SCALING: o.scaling = true; break;
 		case 'r':
 			if (!parse_int(optarg, &l) || l < MOE_BENCH_MIN_REPS || l > MOE_BENCH_MAX_REPS) {
 				fprintf(stderr, "moebench bench: bad --reps '%s' (%d..%d)\n", optarg, MOE_BENCH_MIN_REPS,
@@ -353,6 +372,19 @@ int moe_cmd_bench(int argc, char **argv)
 		o.models[nmodels++] = tok;
 	if (!o.route_methods && (o.route_profiles || o.route_logits || o.route_E || o.route_K || o.route_G || o.route_TG)) {
 		fprintf(stderr, "moebench bench: --profile, --logits and --shape E=/K=/G=/TG= apply to --method only\n");
+		return 2;
+	}
+	if (o.cfg.threads > 1 && o.cfg.copies > 1) {
+		fprintf(stderr, "moebench bench: --threads %d and --copies %d: choose one call on N threads (--threads) "
+				"or N single-thread copies (--copies)\n", o.cfg.threads, o.cfg.copies);
+		return 2;
+	}
+	if (o.scaling && o.cfg.copies > 1) {
+		fprintf(stderr, "moebench bench: --scaling times one call at 1..N threads; it does not take --copies\n");
+		return 2;
+	}
+	if (o.scaling && o.route_methods) {
+		fprintf(stderr, "moebench bench: --scaling runs the layer and expert prefill; it does not take --method\n");
 		return 2;
 	}
 	if (o.route_methods && !o.op_mask)
@@ -443,12 +475,18 @@ int moe_cmd_bench(int argc, char **argv)
 		backends[nb++] = (struct moe_bench_backend_ref){ moe_backend_dispatched(), true };
 	if (baselines && nb < 64)
 		backends[nb++] = (struct moe_bench_backend_ref){ moe_bench_baseline_openblas(), false };
+	const struct moe_backend *ggml[2] = { moe_bench_baseline_ggml_bf16(), moe_bench_baseline_ggml_q4_0() };
+	for (int i = 0; i < 2 && baselines && nb < 64; i++)
+		if (ggml[i])
+			backends[nb++] = (struct moe_bench_backend_ref){ ggml[i], false };
 
 	struct moe_bench_results results = { 0 };
 	struct moe_bench_pool *pool = NULL;
 	json_t *ctx = NULL;
 	if (rc != 0)
 		goto out;
+	if (baselines && (o.op_mask == 0 || (o.op_mask & (1u << MOE_OP_LAYER))))
+		snprintf(results.ggml_note, sizeof results.ggml_note, "ggml baseline: %s", moe_bench_ggml_status());
 
 	struct moe_calibration cal;
 	load_calibration(cal_path, calibrate, &topo, &cal);
@@ -456,21 +494,83 @@ int moe_cmd_bench(int argc, char **argv)
 	const bool counters = moe_bench_papi_init(papi_why, sizeof papi_why);
 	if (!counters)
 		fprintf(stderr, "hardware counters unavailable: %s\n", papi_why);
-	if (moe_bench_pool_create(o.cfg.threads, &pool) != MOE_OK) {
+	/* The copies' pool (pins the caller, thread 0, to the first allowed core). */
+	if (moe_bench_pool_create(o.cfg.copies, &pool) != MOE_OK) {
 		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
 		rc = 1;
 		goto out;
 	}
-	fprintf(stderr, "bench: %zu cases, %zu backends, %d thread%s (%s)\n", ncases, nb, o.cfg.threads,
-		o.cfg.threads > 1 ? "s" : "", moe_bench_pool_binding(pool));
+	const int cores = moe_bench_cores_available();
+	char binding[2048];
+	snprintf(binding, sizeof binding, "%s", moe_bench_pool_binding(pool));
+	if (o.cfg.copies > cores)
+		snprintf(results.warning, sizeof results.warning, "--copies %d on %d core%s this process may use: "
+			 "copies share cores, rates are not %d cores' worth", o.cfg.copies, cores, cores == 1 ? "" : "s",
+			 o.cfg.copies);
+	if (strstr(binding, "not pinned"))
+		snprintf(results.warning + strlen(results.warning), sizeof results.warning - strlen(results.warning),
+			 "%spinning failed (%s)", results.warning[0] ? "; " : "", binding);
 
+	/* Thread counts: one pass at --threads, or 1..max for --scaling. */
+	int first = o.cfg.threads, last = o.cfg.threads;
+	if (o.scaling) {
+		first = 1;
+		last = o.cfg.threads > 1 ? o.cfg.threads : cores;
+	}
+	fprintf(stderr, "bench: %zu cases, %zu backends, %s (%d core%s available; copies: %s)\n", ncases, nb,
+		o.cfg.copies > 1 ? "throughput mode" : "one call at a time", cores, cores == 1 ? "" : "s", binding);
 	moe_bench_install_sigint();
-	enum moe_status s = moe_bench_run_suite(cases, ncases, backends, nb, &o, pool, &topo, counters, &results);
+	enum moe_status s = MOE_OK;
+	for (int n = first; n <= last && s == MOE_OK && !moe_bench_interrupted(); n++) {
+		struct moe_pool *mp = NULL;
+		int cpus[256], distinct = 1;
+		if (n > 1) {
+			distinct = moe_bench_pick_cpus(n, cpus);
+			if (moe_pool_create(n, cpus, &mp) != MOE_OK) {
+				fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+				rc = 1;
+				break;
+			}
+			if (moe_pool_pin_caller(mp) != MOE_OK)
+				distinct = 1;
+			const char *bind = moe_pool_binding(mp);
+			bool failed = strstr(bind, "failed") || strstr(bind, "unpinned");
+			if (failed)
+				distinct = 1; /* the threads may all land on one core: judged as such */
+			fprintf(stderr, "bench: one call on %d threads (%s)\n", n, bind);
+			if (distinct < n || failed) {
+				char wmsg[320];
+				snprintf(wmsg, sizeof wmsg, "--threads %d ran on %s: threads share cores, so times are not "
+					 "%d cores' worth (affinity mask allows %d core%s%s%s)", n,
+					 failed ? "unpinned or partly pinned threads" : "fewer cores than threads", n, cores,
+					 cores == 1 ? "" : "s", failed ? "; binding " : "", failed ? bind : "");
+				fprintf(stderr, "bench: WARNING: %s\n", wmsg);
+				if (!strstr(results.warning, wmsg))
+					snprintf(results.warning + strlen(results.warning),
+						 sizeof results.warning - strlen(results.warning), "%s%s",
+						 results.warning[0] ? "; " : "", wmsg);
+			}
+			snprintf(binding + strlen(binding), sizeof binding - strlen(binding), "; call threads at %d: %s", n,
+				 bind);
+		}
+		o.key_threads = o.scaling ? n : 0;
+		s = moe_bench_run_suite(cases, ncases, backends, nb, &o, pool, mp ? moe_pool_threads(mp) : NULL,
+					o.cfg.copies > 1 ? (o.cfg.copies < cores ? o.cfg.copies : cores) : distinct, &topo,
+					counters, &results);
+		moe_pool_destroy(mp);
+		/* the caller was pinned to the pool's first CPU; give it back its copies' core */
+		if (mp) {
+			char why[96];
+			moe_bench_bind_thread(0, why, sizeof why);
+		}
+	}
+	if (results.warning[0])
+		fprintf(stderr, "bench: WARNING: %s\n", results.warning);
 	if (s != MOE_OK) {
 		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
 		rc = 1;
 	}
-	if (baselines && torch && !moe_bench_interrupted()) {
+	if (baselines && torch && !o.scaling && !moe_bench_interrupted()) {
 		char why[512];
 		if (!moe_bench_run_torch(torch_script, cases, ncases, &o.cfg, &results, why, sizeof why))
 			fprintf(stderr, "bench: PyTorch routing baseline not run: %s\n", why);
@@ -478,8 +578,18 @@ int moe_cmd_bench(int argc, char **argv)
 	if (moe_bench_results_group(&results) != MOE_OK)
 		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
 	moe_bench_results_derive(&results, &cal, &topo);
-	ctx = moe_bench_context(&topo, &cal, moe_bench_pool_binding(pool),
-				counters ? NULL : papi_why, o.cfg.threads);
+	ctx = moe_bench_context(&topo, &cal, binding, counters ? NULL : papi_why,
+				o.cfg.copies > 1 ? o.cfg.copies : o.cfg.threads);
+	json_object_set_new(ctx, "copies", json_integer(o.cfg.copies));
+	json_object_set_new(ctx, "mode", json_string(o.scaling ? "scaling: one call at 1..N threads" :
+						 o.cfg.copies > 1 ? "throughput: independent copies" :
+						 "one call on the given threads"));
+	json_object_set_new(ctx, "cores_available", json_integer(cores));
+	json_object_set_new(ctx, "ggml_baseline", json_string(moe_bench_ggml_status()));
+	json_t *warnings = json_array();
+	if (results.warning[0])
+		json_array_append_new(warnings, json_string(results.warning));
+	json_object_set_new(ctx, "warnings", warnings);
 	if (write_outputs(&w, &results, ctx) != MOE_OK) {
 		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
 		rc = 1;
