@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,36 +84,49 @@ const struct moe_builtin *moe_builtin_find(const char *name)
 /* ---- size-aware dispatch ----
  *
  * The candidates are taken in the order above (highest ISA first, then list order); a rule passes
- * a variant over for the problem sizes where a measurement showed another variant (the next one
- * that accepts the problem) to be faster by more than the noise. Sizes: route T (the caller's),
- * norm rows, quantize/dequantize rows * cols, expert and layer tokens.
+ * a variant over for a class of problems (a predicate on the problem) and a range of sizes where a
+ * measurement showed the next variant that accepts the problem to be faster by more than the
+ * noise. Sizes: route T (the caller's), norm and quantize/dequantize rows * cols, expert and layer
+ * tokens.
  *
  * Measured on this project's 2-core Xeon (AVX512_BF16), one thread, variants interleaved, the
- * minimum of 15 samples; the figures and the commands are in
- * results/intel-xeon-2c-2026-12-07-dispatch/README.md. What they showed:
+ * fastest of 9-15 rounds; the figures and the commands that measured them (harnesses
+ * route_sweep.c, norm_sweep.c) are in results/intel-xeon-2c-2026-12-07-dispatch/README.md:
  *   route   no rule. moe_route__avx512 routes a call of fewer than 16 tokens (and the last
  *           partial block of a longer one) on its per-token pipeline (routing_impl.h,
  *           block_min_tokens), which made it the fastest variant at every T in {1, 2, 4, 8, 16,
- *           64, 256, 4096}, all ten methods, flashinfer and vllm, f32 and bf16 logits: 1.0-1.9x
- *           moe_route__avx2 and 2-60x the reference (Llama4 at T = 1, 2: 0.97-1.03x moe_route__avx2,
- *           the noise). Before, its 16-token block ran even for one token, 3-6x slower than the
- *           per-token pipeline.
- * The remaining rules are in dispatch_rules below, each with the figure that made it. */
+ *           64, 256, 4096}, all ten methods, flashinfer and vllm, f32 and bf16 logits: 1.0-3.5x
+ *           moe_route__avx2 (Llama4, K = 1, at T = 1-2: level with it, 0.93-1.07x) and at least 3x
+ *           the reference. Before, its 16-token block ran even for one token: 3-6x slower.
+ *   norm    RMSNorm with bf16 output: moe_norm__avx512bf16 before moe_norm__avx512bf16_dot
+ *           (1.07-1.63x at every size measured); LayerNorm and f32 output keep _dot.
+ *   expert, layer, quantize, dequantize: not measured well enough on that loaded machine (samples
+ *           10-100x apart) to make a rule; ISA then list order.
+ * The rules are in dispatch_rules.inc, each with the figure that made it. */
 struct dispatch_rule {
 	enum moe_op op;
-	const char *variant;       /* the variant passed over ... */
-	int64_t min_size, max_size; /* ... at sizes outside [min_size, max_size] */
-	const char *why;           /* the measurement */
+	const char *variant;               /* the variant passed over ... */
+	bool (*when)(const void *problem); /* ... for the problems this matches (NULL: every one) ... */
+	const char *when_text;
+	int64_t lo, hi;                    /* ... whose size lies in [lo, hi] */
+	const char *why;                   /* the measurement */
 };
+
+/* Problem classes the rules name. */
+static bool norm_rms_bf16_out(const void *problem)
+{
+	const struct moe_norm_params *p = problem;
+	return p->kind == MOE_NORM_RMSNORM && p->out_dtype == MOE_DTYPE_BF16;
+}
 
 static const struct dispatch_rule dispatch_rules[] = {
 #include "dispatch_rules.inc"
-	{ MOE_OP_COUNT, NULL, 0, 0, NULL }, /* end */
+	{ MOE_OP_COUNT, NULL, NULL, NULL, 0, 0, NULL }, /* end */
 };
 
 #define MOE_RULE_COUNT (sizeof dispatch_rules / sizeof dispatch_rules[0] - 1)
 
-static const char *const size_names[MOE_OP_COUNT] = { "T", "rows", "elements", "elements", "tokens", "tokens" };
+static const char *const size_names[MOE_OP_COUNT] = { "T", "elements", "elements", "elements", "tokens", "tokens" };
 
 /* The size the rules read for op: the caller's for route, the problem's own for the others. */
 static int64_t problem_size(enum moe_op op, const void *problem, int64_t size)
@@ -120,8 +134,10 @@ static int64_t problem_size(enum moe_op op, const void *problem, int64_t size)
 	if (!problem)
 		return op == MOE_OP_ROUTE ? size : -1;
 	switch (op) {
-	case MOE_OP_NORM:
-		return ((const struct moe_norm_params *)problem)->rows;
+	case MOE_OP_NORM: {
+		const struct moe_norm_params *np = problem;
+		return np->rows * np->cols;
+	}
 	case MOE_OP_QUANTIZE:
 	case MOE_OP_DEQUANTIZE: {
 		const struct moe_qtensor *q = problem;
@@ -136,36 +152,70 @@ static int64_t problem_size(enum moe_op op, const void *problem, int64_t size)
 	}
 }
 
-/* The rule passing b over at this size, or -1. */
-static int rule_against(const struct moe_builtin *b, enum moe_op op, int64_t size)
+/* The rule passing b over for this problem and size, or -1. */
+static int rule_against(const struct moe_builtin *b, enum moe_op op, const void *problem, int64_t size)
 {
-	if (size < 0)
-		return -1;
 	for (size_t r = 0; dispatch_rules[r].variant; r++) {
 		const struct dispatch_rule *d = &dispatch_rules[r];
-		if (d->op == op && strcmp(d->variant, b->table->name) == 0 && (size < d->min_size || size > d->max_size))
+		if (d->op != op || strcmp(d->variant, b->table->name) != 0)
+			continue;
+		/* an unknown size (< 0) meets only a rule of every size */
+		const bool sized = size >= 0 ? size >= d->lo && size <= d->hi : d->lo <= 0 && d->hi == INT64_MAX;
+		if (sized && (!d->when || (problem && d->when(problem))))
 			return (int)r;
 	}
 	return -1;
 }
+
+/* The candidates of each level and op in pick order, and which variants a rule names: worked out
+ * once, so that a pick (once per kernel call through a whole table) walks two or three entries
+ * instead of the registry, and compares names only for variants a rule names. */
+static unsigned char order[MOE_ISA_COUNT][MOE_OP_COUNT][MOE_BUILTIN_COUNT];
+static unsigned char order_n[MOE_ISA_COUNT][MOE_OP_COUNT];
+static bool ruled[MOE_BUILTIN_COUNT];
+static pthread_once_t order_once = PTHREAD_ONCE_INIT;
+static atomic_bool order_ready; /* order_init has run: the hot path skips pthread_once */
+
+static void order_init(void)
+{
+	pthread_once(&registry_once, registry_init);
+	_Static_assert(MOE_BUILTIN_COUNT <= 256, "order[] holds indices in bytes");
+	for (int isa = 0; isa < MOE_ISA_COUNT; isa++)
+		for (int op = 0; op < MOE_OP_COUNT; op++)
+			for (int level = isa; level >= MOE_ISA_SCALAR; level--)
+				for (size_t i = MOE_WHOLE_TABLES; i < MOE_BUILTIN_COUNT; i++)
+					if ((int)builtin_list[i].isa == level && (int)builtin_list[i].op == op)
+						order[isa][op][order_n[isa][op]++] = (unsigned char)i;
+	for (size_t r = 0; dispatch_rules[r].variant; r++)
+		for (size_t i = MOE_WHOLE_TABLES; i < MOE_BUILTIN_COUNT; i++)
+			if (strcmp(dispatch_rules[r].variant, builtin_list[i].table->name) == 0)
+				ruled[i] = true;
+	atomic_store_explicit(&order_ready, true, memory_order_release);
+}
+
 
 /* The decision: the builtin's index, and through *rule the first rule that passed a variant over
  * on the way to it (-1: none). */
 static size_t pick_index(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size, int *rule)
 {
 	*rule = -1;
+	if ((unsigned)op >= MOE_OP_COUNT)
+		return 0;
+	if ((unsigned)isa >= MOE_ISA_COUNT)
+		isa = (int)isa < 0 ? MOE_ISA_SCALAR : MOE_ISA_COUNT - 1;
+	if (!atomic_load_explicit(&order_ready, memory_order_acquire))
+		pthread_once(&order_once, order_init);
 	size = problem_size(op, problem, size);
-	for (int level = (int)isa; level >= MOE_ISA_SCALAR; level--) {
-		for (size_t i = MOE_WHOLE_TABLES; i < MOE_BUILTIN_COUNT; i++) {
-			const struct moe_builtin *b = &builtin_list[i];
-			if ((int)b->isa != level || b->op != op || !moe_backend_provides(b->table, op, problem))
-				continue;
-			const int r = rule_against(b, op, size);
-			if (r < 0)
-				return i;
-			if (*rule < 0)
-				*rule = r;
-		}
+	for (unsigned k = 0; k < order_n[isa][op]; k++) {
+		const size_t i = order[isa][op][k];
+		const struct moe_builtin *b = &builtin_list[i];
+		if (!moe_backend_provides(b->table, op, problem))
+			continue;
+		const int r = ruled[i] ? rule_against(b, op, problem, size) : -1;
+		if (r < 0)
+			return i;
+		if (*rule < 0)
+			*rule = r;
 	}
 	return 0;
 }
@@ -181,8 +231,11 @@ static void explain(enum moe_isa isa, enum moe_op op, const void *problem, int64
 	if (rule >= 0) {
 		const struct dispatch_rule *d = &dispatch_rules[rule];
 		const char *v = d->variant ? d->variant : "?";
-		snprintf(why, n, "rule%s: %s passed over (it runs only for %s in [%lld, %lld]): %s", sz, v,
-			 size_names[op], (long long)d->min_size, (long long)d->max_size, d->why ? d->why : "");
+		char range[96] = "";
+		if (d->hi != INT64_MAX || d->lo > 0)
+			snprintf(range, sizeof range, ", %s in [%lld, %lld]", size_names[op], (long long)d->lo, (long long)d->hi);
+		snprintf(why, n, "rule%s: %s passed over (%s%s): %s", sz, v, d->when_text ? d->when_text : "every problem",
+			 range, d->why ? d->why : "");
 	}
 	else if (chosen)
 		snprintf(why, n, "the first variant of ISA <= %s (highest ISA, then list order) that accepts the problem%s; "
@@ -227,7 +280,7 @@ const struct moe_builtin *moe_builtin_pick_sized(enum moe_isa isa, enum moe_op o
 		fprintf(stderr, "moebench: dispatch %s (table level %s): %s, because %s\n", moe_op_name(op),
 			moe_isa_name(isa), moe_builtin_at(i)->table->name, why);
 	}
-	return moe_builtin_at(i);
+	return i ? &builtin_list[i] : moe_builtin_at(0);
 }
 
 const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, const void *problem)

@@ -228,21 +228,41 @@ START_TEST(test_pick_sized_route)
 }
 END_TEST
 
-/* The other ops read the size from their problem: a norm of 1 row and of 4096 rows, an expert of 1
- * and of 4096 tokens get the variants the rules name (dispatch_rules.inc), whatever size is passed. */
-START_TEST(test_pick_sized_problem_sizes)
+/* The norm rule (dispatch_rules.inc): on bf16 rows the one-pass moe_norm__avx512bf16_dot runs
+ * LayerNorm and f32 output, RMSNorm with bf16 output goes to moe_norm__avx512bf16, at 1 row and
+ * at 4096 rows; the avx512 level never sees an AVX512_BF16 kernel. The norm's size is its own
+ * (rows * cols): the size argument does not change the pick. */
+START_TEST(test_pick_sized_norm_rule)
 {
+	const struct moe_builtin *dot = moe_builtin_find("moe_norm__avx512bf16_dot");
+	const struct moe_builtin *bf = moe_builtin_find("moe_norm__avx512bf16");
+	const struct moe_builtin *v5 = moe_builtin_find("moe_norm__avx512");
+	ck_assert(dot && bf && v5);
 	struct moe_norm_params np = { .kind = MOE_NORM_RMSNORM, .rows = 1, .cols = 4096, .eps = 1e-5f,
-				      .in_dtype = MOE_DTYPE_F32, .weight_dtype = MOE_DTYPE_F32,
-				      .out_dtype = MOE_DTYPE_F32 };
-	for (int level = 0; level < MOE_ISA_COUNT; level++) {
-		for (int64_t rows = 1; rows <= 4096; rows *= 64) {
-			np.rows = rows;
-			const struct moe_builtin *a = moe_builtin_pick_sized((enum moe_isa)level, MOE_OP_NORM, &np, 7);
-			ck_assert_ptr_eq(a, moe_builtin_pick_sized((enum moe_isa)level, MOE_OP_NORM, &np, -1));
-			ck_assert_ptr_eq(a, moe_builtin_pick((enum moe_isa)level, MOE_OP_NORM, &np));
-		}
+				      .in_dtype = MOE_DTYPE_BF16, .weight_dtype = MOE_DTYPE_BF16,
+				      .out_dtype = MOE_DTYPE_BF16 };
+	for (int64_t rows = 1; rows <= 4096; rows *= 4096) {
+		np.rows = rows;
+		np.kind = MOE_NORM_RMSNORM;
+		np.out_dtype = MOE_DTYPE_BF16;
+		ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np, -1), bf);
+		ck_assert_ptr_eq(moe_builtin_pick_sized(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np, 7), bf);
+		ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np), bf);
+		ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512, MOE_OP_NORM, &np), v5);
+		np.out_dtype = MOE_DTYPE_F32;
+		ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np), dot);
+		np.kind = MOE_NORM_LAYERNORM;
+		np.out_dtype = MOE_DTYPE_BF16;
+		ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np), dot);
 	}
+	char why[640];
+	np.kind = MOE_NORM_RMSNORM;
+	np.rows = 2;
+	ck_assert_ptr_eq(moe_builtin_pick_explain(MOE_ISA_AVX512_BF16, MOE_OP_NORM, &np, -1, why, sizeof why), bf);
+	ck_assert_msg(strstr(why, "rule at elements=8192: moe_norm__avx512bf16_dot passed over (RMSNorm with bf16 output)"),
+		      "%s", why);
+	/* no problem: every variant is a candidate, no class rule applies */
+	ck_assert_ptr_eq(moe_builtin_pick(MOE_ISA_AVX512_BF16, MOE_OP_NORM, NULL), dot);
 }
 END_TEST
 
@@ -261,6 +281,14 @@ static void route_twice_t1_and_t4096(void)
 	struct moe_route_params wide = moe_route_params_default(MOE_ROUTE_TOPK, 2048, 4);
 	t->route(&wide, 1, lg, NULL, ids, w);
 	t->route(&wide, 1, lg, NULL, ids, w);
+	if (moe_isa_hardware() >= MOE_ISA_AVX512_BF16) {
+		/* bf16 rows from the logits' bits */
+		struct moe_norm_params np = { .kind = MOE_NORM_RMSNORM, .rows = 2, .cols = 256, .eps = 1e-5f,
+					      .in_dtype = MOE_DTYPE_BF16, .weight_dtype = MOE_DTYPE_F32,
+					      .out_dtype = MOE_DTYPE_BF16 };
+		moe_backend_for_isa(MOE_ISA_AVX512_BF16)->norm(&np, lg, lg + 4096, ids);
+		moe_backend_for_isa(MOE_ISA_AVX512_BF16)->norm(&np, lg, lg + 4096, ids);
+	}
 }
 
 /* MOE_VERBOSE=1 (set in main): each distinct decision once, naming the variant and the rule. */
@@ -275,8 +303,15 @@ START_TEST(test_verbose_decisions)
 	ck_assert_msg(count_of(out, kernel) == 1, "%s", out);
 	ck_assert_msg(count_of(out, "moebench: dispatch route (table level avx2): ref, because no variant of ISA <= avx2 "
 				    "accepts the problem at T=1") == 1, "%s", out);
+	int decisions = 2;
+	if (moe_isa_hardware() >= MOE_ISA_AVX512_BF16) {
+		ck_assert_msg(count_of(out, "moebench: dispatch norm (table level avx512bf16): moe_norm__avx512bf16, because "
+					    "rule at elements=512: moe_norm__avx512bf16_dot passed over (RMSNorm with bf16 "
+					    "output): moe_norm__avx512bf16 measured") == 1, "%s", out);
+		decisions++;
+	}
 	/* T=4096 reached the same variant by the same rule: the same decision, not printed again */
-	ck_assert_msg(count_of(out, "moebench: dispatch") == 2, "%s", out);
+	ck_assert_msg(count_of(out, "moebench: dispatch") == decisions, "%s", out);
 	capture_stderr(route_twice_t1_and_t4096, out, sizeof out);
 	ck_assert_msg(out[0] == '\0', "printed again: %s", out);
 }
@@ -312,7 +347,7 @@ int main(void)
 	tcase_add_test(tc, test_pick);
 	tcase_add_test(tc, test_whole_tables_call_through);
 	tcase_add_test(tc, test_pick_sized_route);
-	tcase_add_test(tc, test_pick_sized_problem_sizes);
+	tcase_add_test(tc, test_pick_sized_norm_rule);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -52,10 +52,11 @@ const struct moe_builtin *moe_builtin_pick(enum moe_isa isa, enum moe_op op, con
 
 /* Size-aware dispatch: moe_builtin_pick for a problem of a known size. `size` is the one a
  * problem struct lacks: for ROUTE the token count T (struct moe_route_params has none); the other
- * ops' problems carry theirs (norm: rows; quantize, dequantize: rows * cols; expert, layer: tokens)
- * and ignore it. size < 0: unknown, no size rule applies. The candidates are taken in the order
- * above, and a variant is passed over where a dispatch rule (registry.c: measured, each with the
- * command that measured it) says another one is faster at that size. moe_builtin_pick(isa, op,
+ * ops' problems carry theirs (norm, quantize, dequantize: rows * cols; expert, layer: tokens) and
+ * ignore it. size < 0: unknown, only rules of every size apply. The candidates are taken in the
+ * order above, and a variant is passed over where a dispatch rule (kernels/dispatch_rules.inc,
+ * each from a measurement in results/) says the next one is faster for that class of problem at
+ * that size. moe_builtin_pick(isa, op,
  * problem) is moe_builtin_pick_sized(isa, op, problem, -1). With MOE_VERBOSE=1 every distinct
  * decision (table level, op, chosen variant, the rule that chose it) is printed once to stderr. */
 const struct moe_builtin *moe_builtin_pick_sized(enum moe_isa isa, enum moe_op op, const void *problem, int64_t size);
