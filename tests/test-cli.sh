@@ -38,4 +38,26 @@ check bench-method-bad 2 "unknown routing method 'bogus'" -- "$bin" bench --meth
 check bench-method-invalid 2 'E=100 must be a multiple of n_group=8' -- "$bin" bench --method DeepSeekV3 --shape E=100 --list
 check bench-profile-alone 2 'apply to --method only' -- "$bin" bench --profile hf --list
 check bench-logits-bad 2 "bad --logits 'f16'" -- "$bin" bench --method Default --logits f16 --list
+# Threads and copies (issue 9): one call on N threads, or N copies; never both; a count above the
+# cores this process may use is run but warned about (stderr and the table).
+check bench-help-modes 0 '--copies N +throughput mode' -- "$bin" bench --help
+check bench-threads-zero 2 "bad --threads '0'" -- "$bin" bench --threads 0 --list
+check bench-threads-junk 2 "bad --threads '2x'" -- "$bin" bench --threads 2x --list
+check bench-copies-zero 2 "bad --copies '0'" -- "$bin" bench --copies 0 --list
+check bench-threads-and-copies 2 'choose one call on N threads' -- "$bin" bench --threads 2 --copies 2 --list
+check bench-scaling-copies 2 'does not take --copies' -- "$bin" bench --scaling --copies 2 --list
+over=$(( $(nproc) + 1 ))
+check bench-threads-over-cores 0 "WARNING: --threads $over ran on fewer cores than threads" -- \
+	"$bin" bench --threads "$over" --backend ref --no-baselines --no-calibrate --op route --model qwen3-30b-a3b \
+	--shape T=1 --min-time 0.001
+# the layer sweep: 7 token counts, warm and cold
+n=$("$bin" bench --op layer --model qwen3-30b-a3b --list | grep -c '^layer/qwen3-30b-a3b/')
+if [ "$n" -eq 14 ]; then echo "ok   bench-layer-sweep"; else echo "FAIL bench-layer-sweep: $n cases, expected 7 T x warm/cold = 14"; fail=1; fi
+check bench-layer-sweep-last 0 '^layer/qwen3-30b-a3b/W=bf16.A=bf16/T:2048/cold$' -- "$bin" bench --op layer --model qwen3-30b-a3b --list
+# --scaling keeps the layer and the expert prefill (M >= 64) only
+if "$bin" bench --scaling --model qwen3-30b-a3b --list | grep -qvE '^(layer/|expert/.*/M:(64|256|1024)/)'; then
+	echo "FAIL bench-scaling-list: a case other than the layer and expert prefill"; fail=1
+else
+	echo "ok   bench-scaling-list"
+fi
 exit $fail

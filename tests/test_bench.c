@@ -133,6 +133,23 @@ START_TEST(test_cost_model)
 	moe_bench_cost_norm(&n, &c);
 	ck_assert_double_eq(c.bytes, 80.0);
 	ck_assert_double_eq(c.flops, 48.0);
+	ck_assert_double_eq(c.weight_bytes, 0.0);
+
+	/* Layer T=4 E=8 K=2 H=64 I=32, f32 weights and logits, 2.5 experts read per call on average:
+	 * one expert 3*32*64*4 = 24576 bytes, x 2.5 = 61440 weight bytes; + logits 4*8*4 = 128 + x and y
+	 * 2*4*64*4 = 2048 -> 63616 bytes. flops 6*64*(4*2*32) = 98304. */
+	struct moe_layer_params l = {
+		.route = { .num_experts = 8, .top_k = 2, .logits_dtype = MOE_DTYPE_F32 },
+		.expert = { .hidden = 64, .inter = 32, .weight_dtype = MOE_DTYPE_F32 },
+		.tokens = 4,
+	};
+	moe_bench_cost_layer(&l, 2.5, &c);
+	ck_assert_double_eq(c.weight_bytes, 61440.0);
+	ck_assert_double_eq(c.bytes, 63616.0);
+	ck_assert_double_eq(c.flops, 98304.0);
+	/* the expert's weight bytes: 3*16*8*2 = 768 (bf16, from above) */
+	moe_bench_cost_expert(&e, &c);
+	ck_assert_double_eq(c.weight_bytes, 768.0);
 }
 END_TEST
 
@@ -185,6 +202,41 @@ START_TEST(test_derive_roofline_speedup)
 }
 END_TEST
 
+START_TEST(test_derive_threads_ggml_scaling)
+{
+	struct moe_calibration cal = { .count = 1 };
+	cal.r[0] = (struct moe_roofline){ .threads = 1, .fp32_gflops = 100, .bf16_gflops = 200,
+					 .bw_gbs = { 400, 200, 100, 10 } };
+	struct moe_bench_results r = { 0 };
+	/* --scaling rows: the same case and backend at 1 and 2 threads, 2 threads squeezed onto 1 core */
+	struct moe_bench_result *a = fake(&r, "layer/x/threads:1", "fast", 30e6);
+	struct moe_bench_result *b = fake(&r, "layer/x/threads:2", "fast", 20e6);
+	snprintf(a->base, sizeof a->base, "layer/x");
+	snprintf(b->base, sizeof b->base, "layer/x");
+	b->threads = 2;
+	b->cores = 1;
+	fake(&r, "layer/x/threads:2", "ggml-bf16", 40e6);
+	fake(&r, "layer/x/threads:2", "ggml-q4_0", 25e6);
+	r.v[1].cost.weight_bytes = 4e5;
+	moe_bench_results_derive(&r, &cal, NULL);
+	const struct moe_bench_result *t2 = &r.v[1];
+	/* 30 ms / 20 ms at one thread */
+	ck_assert_double_eq_tol(t2->speedup_1t, 1.5, 1e-9);
+	ck_assert(isnan(r.v[0].speedup_1t));
+	/* the faster ggml row (25 ms) over 20 ms */
+	ck_assert_double_eq_tol(t2->speedup_ggml, 1.25, 1e-9);
+	/* ceilings of the 1 core it had, not of 2: max(1e9/100, 1e6/10) ns = 10 ms over 20 ms = 0.5 */
+	ck_assert_double_eq_tol(t2->roof_frac, 0.5, 1e-9);
+	/* weight bytes 4e5 / 2e7 ns = 0.02 GB/s */
+	ck_assert_double_eq_tol(t2->weight_gbps, 0.02, 1e-12);
+	/* with the 2 cores it claims, the ceiling doubles: 5 ms / 20 ms */
+	r.v[1].cores = 2;
+	moe_bench_results_derive(&r, &cal, NULL);
+	ck_assert_double_eq_tol(r.v[1].roof_frac, 0.25, 1e-9);
+	moe_bench_results_free(&r);
+}
+END_TEST
+
 START_TEST(test_group_keeps_keys_together)
 {
 	/* A/ref, B/ref, then A/torch merged at the end: grouping gives A/ref, A/torch, B/ref. */
@@ -230,7 +282,15 @@ START_TEST(test_measure_bookkeeping)
 	for (int i = 0; i < 7; i++)
 		ck_assert(t.real_ns[i] >= 0);
 
-	/* A 5 ms call cannot fit 8 calls into a 10 ms budget: refused, saying why. */
+	/* A 5 ms call in a 35 ms budget: the first call, a warm-up and 7 samples (45 ms) do not fit, so
+	 * fewer samples are taken: at most 35/5 - 2 = 5, and at least the floor of 3. */
+	cfg.budget = 0.035;
+	ck_assert_int_eq(moe_bench_measure(pool, sleep_body, NULL, &cfg, &t), MOE_OK);
+	ck_assert_int_ge(t.reps, MOE_BENCH_FLOOR_REPS);
+	ck_assert_int_le(t.reps, 5);
+	ck_assert_int_eq(t.iters, 1);
+
+	/* A 5 ms call cannot fit first call + warm-up + 3 samples (25 ms) into 10 ms: refused, saying why. */
 	cfg.budget = 0.01;
 	ck_assert_int_eq(moe_bench_measure(pool, sleep_body, NULL, &cfg, &t), MOE_ERR_UNSUPPORTED);
 	ck_assert_ptr_nonnull(strstr(moe_last_error(), "budget"));
@@ -266,6 +326,20 @@ START_TEST(test_pool_runs_every_thread)
 }
 END_TEST
 
+START_TEST(test_pick_cpus)
+{
+	/* n threads on the c cores this process may use: min(n, c) distinct, wrapping around */
+	const int c = moe_bench_cores_available();
+	ck_assert_int_ge(c, 1);
+	int cpus[257];
+	ck_assert_int_eq(moe_bench_pick_cpus(c + 1, cpus), c);
+	ck_assert_int_eq(cpus[c], cpus[0]);
+	for (int i = 1; i < c; i++)
+		ck_assert_int_ne(cpus[i], cpus[0]);
+	ck_assert_int_eq(moe_bench_pick_cpus(1, cpus), 1);
+}
+END_TEST
+
 START_TEST(test_case_list)
 {
 	struct moe_bench_options o = { .op_mask = 1u << MOE_OP_ROUTE };
@@ -288,6 +362,23 @@ START_TEST(test_case_list)
 	ck_assert(c[23].cold);
 	free(c);
 
+	/* layer: T in {1, 4, 16, 64, 256, 512, 2048}, warm then cold */
+	o.op_mask = 1u << MOE_OP_LAYER;
+	ck_assert_int_eq(moe_bench_build_cases(&o, &c, &n), MOE_OK);
+	ck_assert_uint_eq(n, 14);
+	ck_assert_str_eq(c[0].key, "layer/qwen3-30b-a3b/W=bf16.A=bf16/T:1/warm");
+	ck_assert_str_eq(c[13].key, "layer/qwen3-30b-a3b/W=bf16.A=bf16/T:2048/cold");
+	ck_assert(!c[6].cold && c[7].cold);
+	free(c);
+
+	/* --scaling: the layer (14) and the expert at M in {64, 256, 1024} warm and cold in both formats (12) */
+	o.op_mask = 0;
+	o.scaling = true;
+	ck_assert_int_eq(moe_bench_build_cases(&o, &c, &n), MOE_OK);
+	ck_assert_uint_eq(n, 26);
+	free(c);
+	o.scaling = false;
+
 	o.models[0] = "gpt-5";
 	ck_assert_int_eq(moe_bench_build_cases(&o, &c, &n), MOE_ERR_INVALID_ARG);
 	ck_assert_ptr_nonnull(strstr(moe_last_error(), "gpt-5"));
@@ -305,6 +396,8 @@ int main(void)
 	tcase_add_test(tc, test_mann_whitney_ties);
 	tcase_add_test(tc, test_cost_model);
 	tcase_add_test(tc, test_derive_roofline_speedup);
+	tcase_add_test(tc, test_derive_threads_ggml_scaling);
+	tcase_add_test(tc, test_pick_cpus);
 	tcase_add_test(tc, test_group_keeps_keys_together);
 	tcase_add_test(tc, test_measure_bookkeeping);
 	tcase_add_test(tc, test_pool_runs_every_thread);
