@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the ggml MoE FFN harness and moebench's layer and writes the logs to ../logs.
-# Usage: run.sh HARNESS MOEBENCH interleaved [ROUNDS]   ggml bf16/q4_0/mxfp4 and moebench's bf16
-#                                                       layer at T=1,16,512, one thread, alternating
+# Usage: run.sh HARNESS MOEBENCH interleaved [ROUNDS [THREADS [TAG]]]   ggml bf16/q4_0/mxfp4 and
+#                                                       moebench's bf16 layer at T=1,16,512, THREADS
+#                                                       (default 1) threads on one call, alternating
 #        run.sh HARNESS MOEBENCH interleaved-omp1 [ROUNDS]  the same, ggml bf16 against moebench with
 #                                                       OMP_NUM_THREADS=1 --budget 0 --no-baselines
 #        run.sh HARNESS - sweep                         ggml: bf16, q4_0, mxfp4 x T in
@@ -14,6 +15,8 @@ H=$1
 M=$2
 WHAT=$3
 ROUNDS=${4:-3}
+THR=${5:-1}     # interleaved: threads of one call, for both
+TAG=${6:-}      # interleaved: a prefix for the log and output names
 D=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$D/logs"
 echo -20 > /proc/self/autogroup 2>/dev/null || true
@@ -24,14 +27,14 @@ interleaved)
 	r=1
 	while [ "$r" -le "$ROUNDS" ]; do
 		for t in bf16 q4_0 mxfp4; do
-			f="$D/logs/interleaved-r$r-ggml-$t.txt"
+			f="$D/logs/${TAG}interleaved-r$r-ggml-$t.txt"
 			uptime > "$f"
-			$P "$H" --type "$t" --tokens 1,16,512 --threads 1 --mode both --reps 7 >> "$f" 2>&1
+			$P "$H" --type "$t" --tokens 1,16,512 --threads "$THR" --mode both --reps 7 >> "$f" 2>&1
 		done
-		f="$D/logs/interleaved-r$r-moebench.txt"
+		f="$D/logs/${TAG}interleaved-r$r-moebench.txt"
 		uptime > "$f"
 		$P "$M" bench --op layer --model qwen3-30b-a3b --shape T=1,16,512 --backend avx512bf16 \
-			--threads 1 --out "$D/moebench-r$r" >> "$f" 2>&1
+			--threads "$THR" --out "$D/${TAG}moebench-r$r" >> "$f" 2>&1
 		r=$((r + 1))
 	done
 	;;
