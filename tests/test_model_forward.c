@@ -276,7 +276,8 @@ END_TEST
 
 START_TEST(test_linear_vs_double)
 {
-	const int64_t shapes[][3] = { { 1, 37, 53 }, { 5, 64, 16 }, { 9, 19, 100 }, { 4, 8, 1 } }; /* T, N, K */
+	/* T, N, K: decode, token tiles of 6 and 3 and single tokens, the widened bf16 panel (T >= 12) */
+	const int64_t shapes[][3] = { { 1, 37, 53 }, { 5, 64, 16 }, { 9, 19, 100 }, { 4, 8, 1 }, { 13, 21, 40 }, { 20, 37, 70 } };
 	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
 		for (int dt = 0; dt < 2; dt++) {
 			const int64_t T = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -288,10 +289,19 @@ START_TEST(test_linear_vs_double)
 			for (int64_t i = 0; i < T * K; i++)
 				x[i] = (float)rng_normal();
 			moe_linear__ref(&w, T, x, y0, NULL);
-			if (moe_linear_avx512_available())
+			if (moe_linear_avx512_available()) {
 				moe_linear__avx512(&w, T, x, y1, NULL);
-			else
+				/* the per-output sum is the same whatever the tile: each token alone gives the same bits */
+				float *y2 = malloc((size_t)N * sizeof(float));
+				for (int64_t t = 0; t < T; t++) {
+					moe_linear__avx512(&w, 1, x + t * K, y2, NULL);
+					ck_assert_msg(!memcmp(y2, y1 + t * N, (size_t)N * sizeof(float)),
+						      "opt T=%lld: token %lld alone gives other bits", (long long)T, (long long)t);
+				}
+				free(y2);
+			} else {
 				memcpy(y1, y0, (size_t)(T * N) * sizeof(float));
+			}
 			for (int64_t t = 0; t < T; t++)
 				for (int64_t n = 0; n < N; n++) {
 					double acc = 0.0, mag = 0.0;
