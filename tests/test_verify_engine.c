@@ -1,8 +1,9 @@
 /* Tests of the verify engine end to end, in process: case specs (print/parse round trip over the
  * whole quick catalogue, every parse error with its status), --cases files, the quick catalogue on
  * the reference backend (everything PASS), broken in-process backends caught on the op they break,
- * SKIP reasons (not provided, ISA unavailable, profile not supported), the regression file, the
- * JSON report, and golden vectors (export, check, malformed files refused). */
+ * SKIP reasons (not provided, ISA unavailable, profile not supported), the ABI 2 path (route_mt at
+ * 1, 2 and 3 threads), the regression file, the JSON report, and golden vectors (export, check,
+ * malformed files refused). */
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
@@ -291,6 +292,75 @@ START_TEST(test_skip_reasons)
 }
 END_TEST
 
+/* ABI 2: a table with route_mt is run again through it at 1, 2 and 3 threads. A correct one
+ * passes and the report says the path ran; one whose weights move by one ULP when it has more than
+ * one thread fails on the bitwise comparison only; one wrong on every thread count fails with the
+ * 1-thread label. */
+static void route_mt_ok(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+			int32_t *ids, float *weights, const struct moe_threads *th)
+{
+	(void)th;
+	moe_route__ref(p, T, logits, bias, ids, weights);
+}
+
+static void route_mt_by_count(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+			      int32_t *ids, float *weights, const struct moe_threads *th)
+{
+	moe_route__ref(p, T, logits, bias, ids, weights);
+	if (th->count > 1 && T > 0)
+		weights[0] = nextafterf(weights[0], INFINITY);
+}
+
+static void route_mt_zero(const struct moe_route_params *p, int64_t T, const void *logits, const void *bias,
+			  int32_t *ids, float *weights, const struct moe_threads *th)
+{
+	(void)th;
+	moe_route__ref(p, T, logits, bias, ids, weights);
+	for (int64_t i = 0; i < T * p->top_k; i++)
+		weights[i] = 0.0f;
+}
+
+/* The first FAIL reason of the route groups of rep ("" when none failed); whether every group ran
+ * route_mt. */
+static const char *route_mt_report(moe_route_mt_fn *fn, struct moe_vreport *rep, bool *all_ran)
+{
+	struct moe_backend b = *moe_backend_reference();
+	b.name = "mt";
+	b.route_mt = fn;
+	struct moe_verify_opts o = opts(1u << MOE_OP_ROUTE);
+	o.profile_mask = 1u << MOE_PROFILE_VLLM;
+	ck_assert_int_eq(moe_verify_backend(&b, MOE_ISA_SCALAR, &o, rep), MOE_OK);
+	ck_assert_uint_gt(rep->n, 3);
+	*all_ran = true;
+	const char *reason = "";
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct moe_vgroup *g = &rep->g[i];
+		*all_ran = *all_ran && strstr(g->ran, "route_mt 1/2/3 threads");
+		if (g->status == MOE_V_FAIL && !reason[0])
+			reason = g->fail[0].reason;
+	}
+	return reason;
+}
+
+START_TEST(test_abi2_route_threads)
+{
+	struct moe_vreport rep = { 0 };
+	bool ran;
+	ck_assert_str_eq(route_mt_report(route_mt_ok, &rep, &ran), "");
+	ck_assert(ran);
+	ck_assert_uint_eq(moe_vreport_count(&rep, MOE_V_FAIL), 0);
+	moe_vreport_free(&rep);
+
+	const char *why = route_mt_report(route_mt_by_count, &rep, &ran);
+	ck_assert_msg(strstr(why, "route_mt: 2 threads give other bits than 1 thread at weights[0]"), "reason '%s'", why);
+	moe_vreport_free(&rep);
+
+	why = route_mt_report(route_mt_zero, &rep, &ran);
+	ck_assert_msg(!strncmp(why, "route_mt, 1 thread: ", 20), "reason '%s'", why);
+	moe_vreport_free(&rep);
+}
+END_TEST
+
 START_TEST(test_regressions_file)
 {
 	struct moe_vcase_list l = { 0 };
@@ -475,6 +545,7 @@ int main(void)
 	tcase_add_test(tc, test_broken_backends_caught);
 	tcase_add_test(tc, test_skip_reasons);
 	tcase_add_test(tc, test_regressions_file);
+	tcase_add_test(tc, test_abi2_route_threads);
 	tcase_add_test(tc, test_json_report);
 	tcase_add_test(tc, test_vectors_round_trip);
 	suite_add_tcase(s, tc);

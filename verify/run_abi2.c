@@ -173,6 +173,7 @@ void moe_vmt_route(const struct moe_backend *b, const struct moe_vcase *c, const
 		moe_vresult_untrusted(r, "route_mt: out of memory for T=%lld K=%lld", (long long)T, (long long)K);
 		return;
 	}
+	moe_vresult_ran(r, "route_mt 1/2/3 threads");
 	for (int th = 1; th <= MOE_VTHREADS_MAX; th++) {
 		const struct moe_threads *pool = moe_vscratch_threads(s, th);
 		int32_t *ids = th == 1 ? ids1 : idsn;
@@ -233,6 +234,7 @@ void moe_vmt_expert(const struct moe_backend *b, const struct moe_vcase *c, cons
 		}
 	}
 	const char *kind = pk ? "packed expert_mt" : "expert_mt";
+	moe_vresult_ran(r, pk ? "packed expert_mt 1/2/3 threads" : "expert_mt 1/2/3 threads");
 	size_t wsb = 0;
 	for (int th = 1; th <= MOE_VTHREADS_MAX; th++) {
 		const size_t b_th = moe_backend_workspace(b, MOE_OP_EXPERT, &p, th);
@@ -318,6 +320,7 @@ void moe_vmt_layer(const struct moe_backend *b, const struct moe_vcase *c, const
 		}
 	}
 	const char *kind = pk ? "packed layer_mt" : "layer_mt";
+	moe_vresult_ran(r, pk ? "packed layer_mt 1/2/3 threads" : "layer_mt 1/2/3 threads");
 	size_t wsb = 0;
 	for (int th = 1; th <= MOE_VTHREADS_MAX; th++) {
 		const size_t b_th = moe_backend_workspace(b, MOE_OP_LAYER, &lp, th);
