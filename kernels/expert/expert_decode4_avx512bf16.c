@@ -69,6 +69,9 @@ enum {
 	E4_PF = 1024,   /* prefetch distance into L1 along a weight row, in bytes */
 	E4_PF2 = 8192,  /* and into L2 */
 };
+#ifndef E4_R4_BELOW
+#define E4_R4_BELOW 4 /* token counts below this run 4-row tiles (of 1 or 2 tokens), the others 2-row tiles */
+#endif
 
 /* The weight rows of a tile: where their nibbles and scale bytes are, and the factor 2^120 * C
  * (NVFP4) that turns the scale bits into sc. */
@@ -321,9 +324,9 @@ static bool e4_gemm1_any(bool nv, int64_t M, const struct e4_wt *gate, const str
 			 int64_t H, int64_t I, float *a_lay, float *a_f32)
 {
 	if (nv)
-		return M < 4 ? e4_gemm1(true, 4, gate, up, xb, M, H, I, a_lay, a_f32)
+		return M < E4_R4_BELOW ? e4_gemm1(true, 4, gate, up, xb, M, H, I, a_lay, a_f32)
 			     : e4_gemm1(true, 2, gate, up, xb, M, H, I, a_lay, a_f32);
-	return M < 4 ? e4_gemm1(false, 4, gate, up, xb, M, H, I, a_lay, a_f32)
+	return M < E4_R4_BELOW ? e4_gemm1(false, 4, gate, up, xb, M, H, I, a_lay, a_f32)
 		     : e4_gemm1(false, 2, gate, up, xb, M, H, I, a_lay, a_f32);
 }
 
@@ -331,11 +334,11 @@ static void e4_gemm2_any(bool nv, int64_t M, const struct e4_wt *down, const flo
 			 float *y)
 {
 	if (nv) {
-		if (M < 4)
+		if (M < E4_R4_BELOW)
 			e4_gemm2(true, 4, down, ab, M, H, I, y);
 		else
 			e4_gemm2(true, 2, down, ab, M, H, I, y);
-	} else if (M < 4) {
+	} else if (M < E4_R4_BELOW) {
 		e4_gemm2(false, 4, down, ab, M, H, I, y);
 	} else {
 		e4_gemm2(false, 2, down, ab, M, H, I, y);
