@@ -19,7 +19,9 @@
  * Pack (prepare): the backend packs each of the C layer views once (E experts + the shared one),
  * timed together; the time and bytes are reported for one view (one layer). When the copies are
  * aliased (N < E) or C packed views would exceed MOE_PACK_CAP, fewer handles are made and the row
- * says so (aliased: plain weights; one packed view larger than 2x LLC is cold by its size). */
+ * says so (aliased: plain weights, except for the baselines, whose plain path converts every
+ * expert per call and is skipped with the reason; one packed view larger than 2x LLC is cold by
+ * its size). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,6 +362,11 @@ static enum moe_status layer_prepare(void *inst, const struct moe_backend *b, co
 			 r->cold_bytes / (1u << 20));
 	if (!b->pack || !b->layer_mt) /* only the _mt slot runs packed weights */
 		return MOE_OK;
+	if (r->aliased && (b == moe_bench_baseline_openblas() || b == moe_bench_baseline_ggml_bf16() ||
+			   b == moe_bench_baseline_ggml_q4_0()))
+		return moe_fail(MOE_ERR_UNSUPPORTED, "%s needs its packed weights: %d experts would need %.1f GiB "
+				"(the bench keeps %d copies)", b->name, r->p.route.num_experts, r->p.route.num_experts *
+				moe_bench_expert_weight_bytes(&r->p.expert, r->p.expert.inter) / (1u << 30), r->ncopies);
 	if (r->aliased) {
 		snprintf(out->note, sizeof out->note, "not packed: %d experts would need %.1f GiB packed (the bench keeps "
 			 "%d copies)", r->p.route.num_experts, r->p.route.num_experts *
