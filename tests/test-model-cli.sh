@@ -4,10 +4,13 @@
 # the same bits at 1 and 2 threads, verify passing (exit 0) on every tiny preset, and bad input
 # (missing directory, bad ids, bad flags, ids outside the vocabulary) refused with exit 2 and a
 # message that names the problem.
-# usage: test-model-cli.sh MOEBENCH WORK_DIR
+# With MUTANT.so (a plugin whose expert op uses ReLU for SiLU), verify must fail (exit 1) on a
+# preset with a dense layer, whose MLP runs through the expert op.
+# usage: test-model-cli.sh MOEBENCH WORK_DIR [MUTANT.so]
 set -u
 mb=$1
 work=$2
+mutant=${3:-}
 fails=0
 rm -rf "$work" && mkdir -p "$work"
 
@@ -80,6 +83,12 @@ if [ -d "$d" ]; then
 		--reps 2 --json "$work/bench.json"
 	says "decode phases"
 	grep -q '"benchmarks"' "$work/bench.json" || { echo "FAILED: bench JSON has no benchmarks"; fails=$((fails + 1)); }
+
+	if [ -n "$mutant" ]; then
+		expect 1 "verify catches a broken expert op (--backend mutant)" "$mb" model verify --model "$d" \
+			--prompt-ids 5,17,42,7 --max-new-tokens 3 --backend "$mutant"
+		says FAIL
+	fi
 
 	# bad input: exit 2 with a message naming the problem
 	expect 2 "run: missing model dir" "$mb" model run --model "$work/nope" --prompt-ids 1 --max-new-tokens 1
