@@ -15,5 +15,9 @@ const struct moe_backend *moe_bench_baseline_ggml_q4_0(void)
 
 const char *moe_bench_ggml_status(void)
 {
+#ifdef MOE_GGML_OFF
+	return "not built (MOE_GGML=OFF at configure time)";
+#else
 	return "not built (ggml not found at configure time)";
+#endif
 }
