@@ -1,5 +1,5 @@
 /* Prefill plus greedy (or teacher-forced) decode over a moe_forward, and the agreement criterion of
- * two forward paths (forward.h: MOE_FWD_TAU and the logit bound it implies). */
+ * two forward paths (forward.h: tau and the logit bound it implies). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +44,26 @@ enum moe_status moe_forward_generate(struct moe_forward *f, const int32_t *promp
 	return s;
 }
 
-void moe_forward_layer_diff(const float *ref, const float *opt, int64_t T, int64_t H, struct moe_fwd_layer_diff *out)
+double moe_forward_tau(const struct moe_model *m)
+{
+	switch (m->expert_params.act_quant) {
+	case MOE_ACT_NONE: return MOE_FWD_TAU;
+	case MOE_ACT_BF16: return 0x1p-5;
+	case MOE_ACT_FP8_TENSOR:
+	case MOE_ACT_FP8_1x128: return 0x1p-3;
+	default: return 0x1p-2;
+	}
+}
+
+void moe_forward_layer_diff(const float *ref, const float *opt, int64_t T, int64_t H, double tau,
+			    struct moe_fwd_layer_diff *out)
 {
 	*out = (struct moe_fwd_layer_diff){ 0 };
 	for (int64_t t = 0; t < T; t++) {
 		double ss = 0.0;
 		for (int64_t i = 0; i < H; i++)
 			ss += (double)ref[t * H + i] * ref[t * H + i];
-		const double bound = MOE_FWD_TAU * sqrt(ss / (double)H);
+		const double bound = tau * sqrt(ss / (double)H);
 		for (int64_t i = 0; i < H; i++) {
 			const double d = fabs((double)opt[t * H + i] - (double)ref[t * H + i]);
 			const double r = d / bound;
@@ -86,7 +98,7 @@ double moe_forward_logit_bound(const struct moe_model *m, const float *x)
 	if (!ln)
 		mu = 0.0;
 	const double sigma = sqrt((ln ? var / (double)H : ss / (double)H) + (double)m->cfg.norm_eps);
-	const double d0 = MOE_FWD_TAU * rms / sigma;
+	const double d0 = moe_forward_tau(m) * rms / sigma;
 	double worst = 0.0;
 	for (int64_t v = 0; v < V; v++) {
 		double acc = 0.0;

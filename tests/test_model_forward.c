@@ -379,7 +379,7 @@ static void check_model(const struct tiny *t, struct moe_pool *pool)
 		ck_assert_msg(same_bits(&o1, &o2, m, TT), "%s: optimized path differs between 1 and 2 threads", t->name);
 		for (int64_t l = 0; l < L; l++) {
 			struct moe_fwd_layer_diff d;
-			moe_forward_layer_diff(r1.hidden + l * TT * H, o1.hidden + l * TT * H, TT, H, &d);
+			moe_forward_layer_diff(r1.hidden + l * TT * H, o1.hidden + l * TT * H, TT, H, MOE_FWD_TAU, &d);
 			ck_assert_msg(d.worst <= 1.0, "%s window %d layer %lld: max |diff| %g, %g of the bound", t->name, wc,
 				      (long long)l, d.max_abs, d.worst);
 		}
@@ -402,7 +402,7 @@ static void check_model(const struct tiny *t, struct moe_pool *pool)
 		struct run_out pf = run(m, MOE_FWD_OPT, wc, NULL, r1.ids, TT, 0, NULL);
 		for (int64_t l = 0; l < L; l++) {
 			struct moe_fwd_layer_diff d;
-			moe_forward_layer_diff(o1.hidden + l * TT * H, pf.hidden + l * TT * H, TT, H, &d);
+			moe_forward_layer_diff(o1.hidden + l * TT * H, pf.hidden + l * TT * H, TT, H, MOE_FWD_TAU, &d);
 			ck_assert_msg(d.worst <= 1.0, "%s: prefill vs decode layer %lld: %g of the bound", t->name, (long long)l, d.worst);
 		}
 		run_free(&pf);
@@ -437,9 +437,9 @@ START_TEST(test_window_convention_matters)
 	const int64_t H = m->cfg.hidden_size;
 	struct moe_fwd_layer_diff d;
 	/* layer 0 (sliding, W = 3): positions 0..2 see at most 3 keys under both conventions */
-	moe_forward_layer_diff(a.hidden, b.hidden, 3, H, &d);
+	moe_forward_layer_diff(a.hidden, b.hidden, 3, H, MOE_FWD_TAU, &d);
 	ck_assert_double_eq(d.max_abs, 0.0);
-	moe_forward_layer_diff(a.hidden, b.hidden, P, H, &d);
+	moe_forward_layer_diff(a.hidden, b.hidden, P, H, MOE_FWD_TAU, &d);
 	ck_assert_msg(d.worst > 10.0, "window conventions gave %g of the bound apart", d.worst);
 	run_free(&a);
 	run_free(&b);
