@@ -359,6 +359,7 @@ static enum moe_status convert(struct ctx *c, const struct src *s, enum moe_dtyp
 			       struct moe_qtensor *out)
 {
 	struct moe_qtensor v;
+	const size_t owned_before = c->impl->nowned, bytes_before = c->m->bytes_owned;
 	enum moe_status st = view(c, s, &v);
 	if (st != MOE_OK)
 		return st;
@@ -367,10 +368,23 @@ static enum moe_status convert(struct ctx *c, const struct src *s, enum moe_dtyp
 		return MOE_OK;
 	}
 	const size_t n = (size_t)s->rows * (size_t)s->cols;
-	float *f = dt == MOE_DTYPE_F32 ? own_alloc(c, n * sizeof *f) : malloc(n ? n * sizeof *f : 1);
+	float *f = NULL;
+	if (posix_memalign((void **)&f, 64, n ? n * sizeof *f : 64) != 0)
+		f = NULL;
 	if (!f)
 		return moe_fail(MOE_ERR_NOMEM, "%s: tensor %s: out of memory for %zu floats", s->path, s->name, n);
 	moe_dequantize__ref(&v, f);
+	/* the view's own copies (widened F16, realigned data) are not needed any more: they are the
+	 * last entries of the owned list */
+	while (c->impl->nowned > owned_before)
+		free(c->impl->owned[--c->impl->nowned]);
+	c->m->bytes_owned = bytes_before;
+	if (dt == MOE_DTYPE_F32 && !own(c->impl, f)) {
+		free(f);
+		return moe_fail(MOE_ERR_NOMEM, "out of memory");
+	}
+	if (dt == MOE_DTYPE_F32)
+		c->m->bytes_owned += n * sizeof *f;
 	if (dt == MOE_DTYPE_F32) {
 		*out = (struct moe_qtensor){.dtype = MOE_DTYPE_F32, .rows = s->rows, .cols = s->cols, .data = f};
 		return MOE_OK;

@@ -47,7 +47,7 @@ struct preset {
 };
 
 #define TINY .V = 256, .H = 64, .I = 32, .Idense = 96, .W = 4, .heads = 4, .kv = 2, .hd = 16, .E = 8, .K = 2, \
-	     .rope_theta = 10000.0, .shards = 1
+	     .rope_theta = 10000.0
 
 static const struct preset presets[] = {
 	{{"tiny-ln-softmax-avg", "4 layers, LayerNorm, softmax top-2 renormalized, 1 shared expert averaged, "
@@ -602,6 +602,8 @@ enum moe_status moe_model_init(const char *dir, const char *name, uint64_t seed)
 	}
 	if (!p)
 		return moe_fail(MOE_ERR_INVALID_ARG, "model init: unknown preset \"%s\" (%s)", name, list);
+	if (strlen(dir) > 4000)
+		return moe_fail(MOE_ERR_INVALID_ARG, "model init: folder name longer than 4000 bytes");
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
 		return moe_fail(MOE_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
 
@@ -617,19 +619,19 @@ enum moe_status moe_model_init(const char *dir, const char *name, uint64_t seed)
 		s = moe_fail(MOE_ERR_NOMEM, "model init: out of memory for the tensor plan");
 
 	const long pid = (long)getpid();
-	char tmp[3][4096], fin[3][4096], ctmp[4096], cfin[4096], itmp[4096], ifin[4096];
-	int nshard = p->shards;
+	char tmp[3][4200], fin[3][4200], ctmp[4200], cfin[4200], itmp[4200], ifin[4200];
+	const int nshard = p->shards > 1 ? p->shards : 1;
 	for (int k = 0; k < nshard; k++) {
 		if (nshard == 1)
-			snprintf(fin[k], sizeof fin[k], "%s/model.safetensors", dir);
+			snprintf(fin[k], sizeof fin[k], "%.4000s/model.safetensors", dir);
 		else
-			snprintf(fin[k], sizeof fin[k], "%s/model-%05d-of-%05d.safetensors", dir, k + 1, nshard);
-		snprintf(tmp[k], sizeof tmp[k], "%s.tmp.%ld", fin[k], pid);
+			snprintf(fin[k], sizeof fin[k], "%.4000s/model-%05d-of-%05d.safetensors", dir, k + 1, nshard);
+		snprintf(tmp[k], sizeof tmp[k], "%.4000s.tmp.%ld", fin[k], pid);
 	}
-	snprintf(cfin, sizeof cfin, "%s/config.json", dir);
-	snprintf(ctmp, sizeof ctmp, "%s.tmp.%ld", cfin, pid);
-	snprintf(ifin, sizeof ifin, "%s/model.safetensors.index.json", dir);
-	snprintf(itmp, sizeof itmp, "%s.tmp.%ld", ifin, pid);
+	snprintf(cfin, sizeof cfin, "%.4000s/config.json", dir);
+	snprintf(ctmp, sizeof ctmp, "%.4000s.tmp.%ld", cfin, pid);
+	snprintf(ifin, sizeof ifin, "%.4000s/model.safetensors.index.json", dir);
+	snprintf(itmp, sizeof itmp, "%.4000s.tmp.%ld", ifin, pid);
 	int written = 0;
 	for (; s == MOE_OK && written < nshard; written++)
 		s = write_shard(&pl, written, tmp[written]);

@@ -112,7 +112,8 @@ void moe_model_free(struct moe_model *m);
 const char *moe_model_weights_name(enum moe_model_weights w);
 enum moe_status moe_model_weights_parse(const char *name, enum moe_model_weights *out);
 
-/* Checkpoint presets (model/init.c): moe_model_init writes dir/config.json and dir/model.safetensors
+/* Checkpoint presets (model/init.c, whose opening comment gives the formula of every value, so a
+ * test can regenerate them): moe_model_init writes dir/config.json and dir/model.safetensors
  * (or an index and shards) with weights drawn from seed, atomically (temporary files renamed);
  * dir is created if missing. MOE_ERR_INVALID_ARG for an unknown preset (the message lists them). */
 struct moe_model_preset {
