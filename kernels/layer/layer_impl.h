@@ -16,7 +16,8 @@
  * Two ways to run step 3, decided by the format alone (never by the thread count):
  *   - the W16A16 panel path (bf16 weights, act_quant BF16, AVX512_BF16 tables): one parallel job
  *     for all experts (the shared expert included) in phases: gather + bf16 rounding of x (a task
- *     per expert), GEMM 1 with SiLU * up (tasks = (expert, range of 16-row panels), sized by
+ *     per expert; an expert of at most LK_DECODE_MAX tokens runs whole in this phase instead,
+ *     with the decode kernel moe_builtin_pick gives, which streams the weight rows), GEMM 1 with SiLU * up (tasks = (expert, range of 16-row panels), sized by
  *     tokens x panels), the subnormal scan of a (a task per expert), GEMM 2 (tasks = (expert,
  *     range of 32-row panels)). The GEMMs are those of expert_bf16_prefill.h for every token
  *     count (token blocks of 1 .. 12, balanced), over the packed panels of layer_pack.h or, on
@@ -72,6 +73,11 @@ static inline struct lk_ws lk_ws(const struct moe_layer_params *p, void *workspa
 	return ws;
 }
 
+/* Experts of at most this many tokens run the decode kernel moe_builtin_pick gives (weight
+ * streaming), also on the panel path: moe_builtin_pick's own threshold between decode and
+ * prefill variants. */
+#define LK_DECODE_MAX 16
+
 /* Whether the layer runs the W16A16 panel path (a property of the format only). */
 static inline bool lk_panel_path(const struct moe_expert_params *ep)
 {
@@ -86,6 +92,7 @@ struct lk_exp {
 	int32_t K;
 	const struct moe_expert_weights *w; /* plain weights or the generic packed copy */
 	const struct lp_exp *pk;            /* panel path: packed panels (NULL: plain) */
+	bool panel;                         /* runs the panel GEMMs (else the picked kernel, whole) */
 	uint16_t *xq, *a;      /* panel path: bf16 x [M][ldH], a [M][ldI] */
 	float *y;              /* output rows [M][H] */
 	bool xsub, asub;       /* panel path: x / a hold a bf16 subnormal */
@@ -138,6 +145,13 @@ static inline struct lk_mt_layout lk_mt_layout(const struct moe_layer_params *p,
 		LK_REGION(a, T * K * ldi * 2 + (SI ? T * ldsi * 2 : 0));
 		l.part_bytes = ek_round64(T * 32 * 4);
 		LK_REGION(part, n * l.part_bytes);
+		/* the experts of at most LK_DECODE_MAX tokens: the decode kernel, whole */
+		struct moe_layer_params q = *p;
+		q.tokens = T < LK_DECODE_MAX ? (int64_t)T : LK_DECODE_MAX;
+		l.xg_bytes = ek_round64((size_t)q.tokens * H * 4);
+		l.ews_bytes = lk_expert_ws_bytes(&q);
+		LK_REGION(xg, n * l.xg_bytes);
+		LK_REGION(ews, n * l.ews_bytes);
 	} else {
 		l.xg_bytes = ek_round64(T * H * 4);
 		l.ews_bytes = lk_expert_ws_bytes(p);
@@ -360,6 +374,7 @@ struct lk_job {
 	int32_t nexp;         /* E + 1 */
 	const int32_t *order; /* experts with tokens, the largest first */
 	int32_t norder;
+	int32_t npanel;       /* panel path: the first npanel of the order run the panel GEMMs */
 	struct lk_task *tasks;
 	int64_t ntasks;
 	bool gemm1;
@@ -401,18 +416,23 @@ static void lk_task_generic(void *arg, int64_t i, int thread)
 }
 
 #if LK_PANELS
+/* Phase 1: the panel experts' prepare (the first npanel of the order), the others whole. */
 static void lk_task_prepare(void *arg, int64_t i, int thread)
 {
 	const struct lk_job *jb = arg;
-	(void)thread;
-	lk_panel_prepare(&jb->exps[jb->order[i]], jb->ep->hidden);
+	struct lk_exp *x = &jb->exps[jb->order[i]];
+	if (x->panel)
+		lk_panel_prepare(x, jb->ep->hidden);
+	else
+		lk_generic_expert(jb, x, (float *)(jb->xg + (size_t)thread * jb->xg_bytes),
+				  jb->ews + (size_t)thread * jb->ews_bytes);
 }
 
 static void lk_task_scan(void *arg, int64_t i, int thread)
 {
 	const struct lk_job *jb = arg;
 	(void)thread;
-	lk_panel_scan_a(&jb->exps[jb->order[i]]);
+	lk_panel_scan_a(&jb->exps[jb->order[i]]); /* i < npanel */
 }
 
 static void lk_task_gemm(void *arg, int64_t i, int thread)
@@ -430,13 +450,13 @@ static void lk_make_tasks(struct lk_job *jb, bool gemm1, int threads, int64_t ma
 {
 	const int64_t H = jb->ep->hidden;
 	double total = 0.0;
-	for (int32_t i = 0; i < jb->norder; i++) {
+	for (int32_t i = 0; i < jb->npanel; i++) {
 		const struct lk_exp *x = &jb->exps[jb->order[i]];
 		total += (double)(x->M + 4) * (double)lk_panels(gemm1, x, H);
 	}
 	const double target = threads > 1 ? total / (4.0 * threads) : total + 1.0;
 	int64_t n = 0;
-	for (int32_t i = 0; i < jb->norder; i++) {
+	for (int32_t i = 0; i < jb->npanel; i++) {
 		const struct lk_exp *x = &jb->exps[jb->order[i]];
 		const int64_t np = lk_panels(gemm1, x, H);
 		int64_t parts = (int64_t)((double)(x->M + 4) * (double)np / target) + 1;
@@ -530,10 +550,8 @@ static void lk_setup(struct lk_job *jb, const float *x, const struct moe_layer_w
 		if (pk) {
 			const struct lp_impl *im = lp_of(pk);
 			assert(pk->count > idx && im->hidden == H && im->inter == xe->I);
-			if (im->panels)
-				xe->pk = &im->exp[idx];
-			else
-				xe->w = &im->exp[idx].w;
+			xe->pk = im->panels ? &im->exp[idx] : NULL;
+			xe->w = &im->exp[idx].w;
 		} else {
 			xe->w = shared ? w->shared : &w->experts[e];
 		}
@@ -559,10 +577,19 @@ static void lk_run(struct lk_job *jb, const struct moe_threads *th, int64_t max_
 {
 #if LK_PANELS
 	if (lk_panel_path(jb->ep)) {
+		int32_t np = 0;
+		for (int32_t i = 0; i < jb->norder; i++) {
+			struct lk_exp *x = &jb->exps[jb->order[i]];
+			x->panel = x->M > LK_DECODE_MAX;
+			np += x->panel; /* the order is by decreasing M: these come first */
+		}
+		jb->npanel = np;
 		moe_parallel_for(th, jb->norder, lk_task_prepare, jb);
+		if (np == 0)
+			return;
 		lk_make_tasks(jb, true, th->count, max_tasks);
 		moe_parallel_for(th, jb->ntasks, lk_task_gemm, jb);
-		moe_parallel_for(th, jb->norder, lk_task_scan, jb);
+		moe_parallel_for(th, np, lk_task_scan, jb);
 		lk_make_tasks(jb, false, th->count, max_tasks);
 		moe_parallel_for(th, jb->ntasks, lk_task_gemm, jb);
 	} else
@@ -657,7 +684,7 @@ static inline void lk_layer(enum moe_isa isa, const struct moe_layer_params *p, 
 		if (xe.M == 0)
 			continue;
 #if LK_PANELS
-		if (lk_panel_path(&p->expert)) {
+		if (lk_panel_path(&p->expert) && xe.M > LK_DECODE_MAX) {
 			/* the expert region holds xq and a of T tokens in fp32: room for bf16 x and a */
 			xe.xq = (uint16_t *)ews.xq;
 			xe.a = (uint16_t *)ews.a;
@@ -703,10 +730,8 @@ static inline void lk_expert_mt(enum moe_isa isa, const struct moe_expert_params
 	if (packed) {
 		const struct lp_impl *im = lp_of(packed);
 		assert(index >= 0 && index < packed->count && im->hidden == p->hidden && im->inter == p->inter);
-		if (im->panels)
-			xe.pk = &im->exp[index];
-		else
-			xe.w = &im->exp[index].w;
+		xe.pk = im->panels ? &im->exp[index] : NULL;
+		xe.w = &im->exp[index].w;
 	} else {
 		assert(moe_expert_validate(p, w) == MOE_OK);
 		xe.w = w;
@@ -716,7 +741,7 @@ static inline void lk_expert_mt(enum moe_isa isa, const struct moe_expert_params
 	jb.order = &order;
 	jb.norder = 1;
 #if LK_PANELS
-	if (lk_panel_path(p)) {
+	if (lk_panel_path(p) && p->tokens > LK_DECODE_MAX) {
 		const size_t M = (size_t)p->tokens, H = (size_t)p->hidden, I = (size_t)p->inter;
 		const size_t n = (size_t)th->count;
 		char *base = workspace;
@@ -729,6 +754,7 @@ static inline void lk_expert_mt(enum moe_isa isa, const struct moe_expert_params
 		jb.part_bytes = ek_round64(M * 32 * 4);
 		at += n * jb.part_bytes;
 		jb.tasks = (struct lk_task *)(base + at);
+		xe.panel = true;
 		lk_run(&jb, th, (int64_t)(8 * n + 1));
 		return;
 	}
@@ -764,7 +790,7 @@ static void lk_task_pack(void *arg, int64_t e, int thread)
 		x->p2 = p2;
 		x->f1 = f1;
 		x->f2 = f2;
-		return;
+		/* and the plain copy below, for the experts of few tokens (the decode kernel) */
 	}
 #endif
 	enum moe_status s = lp_copy_tensor(&pj->w[e].gate, &x->w.gate);
@@ -813,7 +839,7 @@ static inline enum moe_status lk_pack(const struct moe_backend *owner, const str
 	}
 	moe_parallel_for(th, count, lk_task_pack, &pj);
 	enum moe_status s = MOE_OK;
-	for (int32_t e = 0; e < count && !im->panels; e++) {
+	for (int32_t e = 0; e < count; e++) {
 		if (st[e] != MOE_OK && s == MOE_OK)
 			s = st[e];
 		pk->bytes += moe_qtensor_data_bytes(&exps[e].w.gate) + moe_qtensor_scale_bytes(&exps[e].w.gate) +

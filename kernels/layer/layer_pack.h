@@ -10,7 +10,9 @@
  *     row j in lane j, zero past the rows and past K), panel after panel, the depth blocks of one
  *     panel contiguous, so a task over a range of panels reads one linear stream. With them one
  *     byte per (panel, depth block): whether that block held a subnormal weight (the panel path
- *     then runs its fp32 arithmetic there, as the plain path decides from the same words).
+ *     then runs its fp32 arithmetic there, as the plain path decides from the same words); and,
+ *     for the experts that get at most 16 tokens (the decode kernel, which streams rows), a copy
+ *     of the plain tensors as below: twice the weights' bytes in all.
  *   - every other format: a deep copy of the three tensors (data and scales), which the expert
  *     kernels read as before. (Their per-call scans, scale range checks and tables are still
  *     made per call: not precomputed yet.)
@@ -25,7 +27,7 @@
 
 /* One packed expert. */
 struct lp_exp {
-	struct moe_expert_weights w; /* copy (generic path); zeroed on the panel path */
+	struct moe_expert_weights w; /* copy of the plain tensors */
 	const uint32_t *p1, *p2;     /* panel path: GEMM 1 and GEMM 2 panels */
 	const uint8_t *f1, *f2;      /* panel path: subnormal flag per (panel, depth block) */
 };
@@ -85,7 +87,7 @@ static inline void lp_release(struct moe_packed *pk)
 		return;
 	struct lp_impl *im = pk->impl;
 	if (im) {
-		if (!im->panels && im->exp)
+		if (im->exp)
 			for (int32_t e = 0; e < pk->count; e++)
 				lp_free_copy(&im->exp[e].w);
 		free(im->mem);
