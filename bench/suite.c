@@ -12,9 +12,11 @@
  * (op_impl prepare: moe_backend_pack on th), timed once; the runs use the packed handle; after
  * them the handle is released.
  * Time budget: within a sweep (same group, smallest shape first) the best rate a backend reached
- * predicts the next call's time; a benchmark whose floor (first call, warm-up and
- * MOE_BENCH_FLOOR_REPS repetitions) is predicted over the budget is skipped with that reason
- * instead of run; otherwise moe_bench_measure cuts the repetitions of long calls to fit.
+ * predicts the next call's time. The prediction is pessimistic where the rate grows with the shape
+ * (a memory-bound decode's flop rate predicts a compute-bound prefill far too slow), so it only
+ * skips a benchmark whose single call is predicted over the budget; otherwise the first call runs
+ * and moe_bench_measure decides from its real time: it cuts the repetitions of long calls to fit
+ * (down to MOE_BENCH_FLOOR_REPS) or skips with the reason when even that floor does not fit.
  * SIGINT only sets a flag (async-signal-safe); it is checked between benchmarks, so the current
  * one finishes and everything measured so far is written. A second Ctrl-C kills as usual. */
 #include <math.h>
@@ -305,12 +307,11 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 			struct rate *r = rate_for(&rates, c->group, run[k]->name, false);
 			if (o->cfg.budget > 0 && r && r->per_ns > 0 && work > 0) {
 				double predicted = work / r->per_ns;
-				if (predicted * (MOE_BENCH_FLOOR_REPS + 2) > o->cfg.budget * 1e9) {
+				if (predicted > o->cfg.budget * 1e9) {
 					e->skipped = true;
 					snprintf(e->error, sizeof e->error,
-						 "predicted %.3g s per call (its rate on the smaller shapes): %d repetitions "
-						 "are over the %g s budget", predicted * 1e-9, MOE_BENCH_FLOOR_REPS,
-						 o->cfg.budget);
+						 "predicted %.3g s per call (its rate on the smaller shapes): one call is over "
+						 "the %g s budget", predicted * 1e-9, o->cfg.budget);
 					continue;
 				}
 			}
