@@ -79,6 +79,14 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pcpu_copy cache[PCPU_CACHE];
 static int ncache;
 
+/* Freed when the plugin is unloaded (dlclose runs destructors): not a leak of the mutant's bug. */
+__attribute__((destructor)) static void cache_free(void)
+{
+	for (int i = 0; i < ncache; i++)
+		free(cache[i].arena);
+	ncache = 0;
+}
+
 static bool same_format(const struct moe_expert_params *a, const struct moe_expert_params *b)
 {
 	return a->hidden == b->hidden && a->inter == b->inter && a->weight_dtype == b->weight_dtype &&
