@@ -48,10 +48,11 @@ static void moe_expert_f32__openblas_mt(const struct moe_expert_params *p, const
 					const struct moe_expert_weights *w, const struct moe_packed *packed, int32_t index,
 					float *y, void *workspace, const struct moe_threads *th)
 {
-	(void)packed;
-	(void)index;
 	openblas_set_num_threads(th && th->count > 0 ? th->count : 1);
-	moe_expert_f32__openblas(p, x, w, y, workspace);
+	struct moe_expert_weights fw = *w;
+	if (packed) /* its pack's f32 copy (the same values for f32 weights) */
+		moe_bench_openblas_packed_weights(packed, index, &fw);
+	moe_expert_f32__openblas(p, x, &fw, y, workspace);
 }
 
 /* The version-1 layer slot: plain weights on the calling thread (each expert dequantized per call). */

@@ -87,6 +87,14 @@ enum moe_status moe_bench_openblas_pack(const struct moe_expert_params *p, int32
 	return MOE_OK;
 }
 
+void moe_bench_openblas_packed_weights(const struct moe_packed *packed, int32_t index, struct moe_expert_weights *w)
+{
+	const struct blas_expert *e = &((const struct blas_pack *)packed->impl)->e[index];
+	w->gate.data = e->gate;
+	w->up.data = e->up;
+	w->down.data = e->down;
+}
+
 struct blas_ws {
 	int32_t *counts, *offsets, *perm;
 	float *xg, *g, *u, *o, *tmp; /* tmp: dequantized weights when running plain */

@@ -359,6 +359,8 @@ moe_pack_fn moe_bench_openblas_pack;
 moe_release_fn moe_bench_openblas_release;
 moe_layer_mt_fn moe_bench_openblas_layer;
 moe_workspace_fn moe_bench_openblas_workspace;
+/* Points w's f32 tensors (dtype F32, shapes kept) at expert `index` of an OpenBLAS packed handle. */
+void moe_bench_openblas_packed_weights(const struct moe_packed *packed, int32_t index, struct moe_expert_weights *w);
 /* The ggml baseline (baseline_ggml.c, built only when ggml was found at configure time): the
  * layer as ggml's graph, bf16 and q4_0 weights, on the bench's threads. NULL when not built. */
 const struct moe_backend *moe_bench_baseline_ggml_bf16(void);
