@@ -1,6 +1,7 @@
 /* Status names and the per-thread message of the last failure. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "moe/status.h"
 
@@ -31,11 +32,16 @@ void moe_clear_error(void)
 	last_error[0] = '\0';
 }
 
+/* Formats into a scratch buffer first: callers wrap an inner failure as
+ * moe_fail(s, "context: %s", moe_last_error()), whose argument is last_error itself, and
+ * vsnprintf into its own source is undefined. */
 enum moe_status moe_fail(enum moe_status s, const char *fmt, ...)
 {
+	char msg[sizeof last_error];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	memcpy(last_error, msg, sizeof last_error);
 	return s;
 }

@@ -16,6 +16,18 @@ START_TEST(test_fail_records_message)
 }
 END_TEST
 
+/* The wrapping idiom passes the message buffer back in as an argument. */
+START_TEST(test_fail_wraps_inner_message)
+{
+	moe_fail(MOE_ERR_FORMAT, "tensor %s: shape [%d]", "model.norm.weight", 7);
+	enum moe_status s = moe_fail(MOE_ERR_FORMAT, "layer %d: %s", 3, moe_last_error());
+	ck_assert_int_eq(s, MOE_ERR_FORMAT);
+	ck_assert_str_eq(moe_last_error(), "layer 3: tensor model.norm.weight: shape [7]");
+	s = moe_fail(MOE_ERR_IO, "%s (again)", moe_last_error());
+	ck_assert_str_eq(moe_last_error(), "layer 3: tensor model.norm.weight: shape [7] (again)");
+}
+END_TEST
+
 START_TEST(test_names_round_trip)
 {
 	enum moe_routing_method m;
@@ -81,6 +93,7 @@ int main(void)
 	Suite *s = suite_create("core");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_fail_records_message);
+	tcase_add_test(tc, test_fail_wraps_inner_message);
 	tcase_add_test(tc, test_names_round_trip);
 	tcase_add_test(tc, test_bf16_rounding);
 	tcase_add_test(tc, test_backend_provides);
