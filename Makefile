@@ -29,7 +29,8 @@ test-asan:
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 # Every Check unit-test executable (ctest label "unit") under valgrind memcheck, one after the
-# other (slow: ~12 minutes on 2 cores). The script-driven tests (CLI, mutants, SDK, numpy
+# other (slow: ~12 minutes on 2 cores, plus test_layer_threads, which alone runs well over
+# 10 minutes under memcheck: every weight format x act_quant x 6 token counts x 1/2/3 threads). The script-driven tests (CLI, mutants, SDK, numpy
 # cross-check) run other programs and are left out. valgrind cannot execute AVX-512: those tests
 # skip their AVX-512 variants under it and say so.
 VALGRIND_FLAGS ?= -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
