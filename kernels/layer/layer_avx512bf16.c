@@ -14,54 +14,6 @@
 #include "layer/layer_impl.h"
 #include "kernels.h"
 
-void moe_layer__avx512bf16(const struct moe_layer_params *p, const float *x, const void *logits, const void *bias,
-		    const struct moe_layer_weights *w, float *y, int32_t *ids, float *weights, void *workspace)
-{
-	lk_layer(MOE_ISA_AVX512_BF16, p, x, logits, bias, w, y, ids, weights, workspace);
-}
-
-bool moe_layer__avx512bf16_supports(enum moe_op op, const void *problem)
-{
-	(void)problem;
-	return op == MOE_OP_LAYER;
-}
-
-void moe_layer_mt__avx512bf16(const struct moe_layer_params *p, const float *x, const void *logits, const void *bias,
-		       const struct moe_layer_weights *w, const struct moe_packed *packed,
-		       const struct moe_packed *packed_shared, float *y, int32_t *ids, float *weights, void *workspace,
-		       const struct moe_threads *th)
-{
-	lk_layer_mt(MOE_ISA_AVX512_BF16, p, x, logits, bias, w, packed, packed_shared, y, ids, weights, workspace, th);
-}
-
-void moe_expert_mt__avx512bf16(const struct moe_expert_params *p, const float *x, const struct moe_expert_weights *w,
-			const struct moe_packed *packed, int32_t index, float *y, void *workspace,
-			const struct moe_threads *th)
-{
-	lk_expert_mt(MOE_ISA_AVX512_BF16, p, x, w, packed, index, y, workspace, th);
-}
-
-enum moe_status moe_pack__avx512bf16(const struct moe_backend *owner, const struct moe_expert_params *p, int32_t count,
-			      const struct moe_expert_weights *w, const struct moe_threads *th, struct moe_packed **out)
-{
-	return lk_pack(owner, p, count, w, th, out);
-}
-
-void moe_release__avx512bf16(struct moe_packed *packed)
-{
-	lp_release(packed);
-}
-
-size_t moe_workspace__avx512bf16(enum moe_op op, const void *problem, int threads)
-{
-	switch (op) {
-	case MOE_OP_LAYER: {
-		const struct moe_layer_params *p = problem;
-		const struct lk_mt_layout l = lk_mt_layout(p, threads);
-		const size_t ref = moe_layer_workspace_bytes(p);
-		return l.total > ref ? l.total : ref;
-	}
-	case MOE_OP_EXPERT: return lk_expert_mt_bytes(problem, threads);
-	default: return 0;
-	}
-}
+#define LK_ISA MOE_ISA_AVX512_BF16
+#define LK_SUFFIX avx512bf16
+#include "layer/layer_entry.h"
