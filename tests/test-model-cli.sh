@@ -14,19 +14,7 @@ mutant=${3:-}
 fails=0
 rm -rf "$work" && mkdir -p "$work"
 
-expect() { # expect STATUS DESCRIPTION COMMAND...
-	want=$1 what=$2
-	shift 2
-	"$@" >"$work/out" 2>&1
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		echo "FAILED: $what: exit $got, expected $want"
-		sed 's/^/    /' "$work/out" | head -20
-		fails=$((fails + 1))
-	else
-		echo "ok: $what"
-	fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 says() { # says TEXT: the last command's output mentions TEXT
 	grep -q -- "$1" "$work/out" || { echo "FAILED: output does not mention '$1'"; sed 's/^/    /' "$work/out" | head; fails=$((fails + 1)); }
 }

@@ -10,19 +10,7 @@ work=$3
 fails=0
 rm -rf "$work" && mkdir -p "$work"
 
-expect() { # expect STATUS DESCRIPTION COMMAND...
-	want=$1 what=$2
-	shift 2
-	"$@" >"$work/out" 2>&1
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		echo "FAILED: $what: exit $got, expected $want"
-		sed 's/^/    /' "$work/out" | head -20
-		fails=$((fails + 1))
-	else
-		echo "ok: $what"
-	fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 
 expect 0 "verify --help" "$mb" verify --help
 for opt in --backend --op --profile --quick --full --seed --cases --case --vectors --json --help; do
