@@ -145,9 +145,39 @@ struct ek_bf16_job {
 	int64_t ldy;
 };
 
+/* acc[m][0..1] += the pairs of A's rows m times the panel's words over `pairs` pairs, in fp32:
+ * each bf16 widened exactly, one FMA per product (for blocks where vdpbf16ps would flush). */
+EK_ALWAYS void ek_f32_pair_mk(int MR, const uint16_t *A, int64_t lda, const uint32_t *bp, int64_t pairs, moe_vf acc[][2])
+{
+	const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+	for (int64_t p = 0; p < pairs; p++) {
+		const __m512i b0 = _mm512_load_si512(bp + p * 32), b1 = _mm512_load_si512(bp + p * 32 + 16);
+		const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16));
+		const __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(b0, hi));
+		const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16));
+		const __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(b1, hi));
+		EK_UNROLL
+		for (int m = 0; m < MR; m++) {
+			uint32_t word;
+			memcpy(&word, A + m * lda + 2 * p, sizeof word);
+			const uint32_t ebits = word << 16, obits = word & 0xffff0000u;
+			float xe, xo;
+			memcpy(&xe, &ebits, sizeof xe);
+			memcpy(&xo, &obits, sizeof xo);
+			const __m512 ve = _mm512_set1_ps(xe), vo = _mm512_set1_ps(xo);
+			acc[m][0] = _mm512_fmadd_ps(ve, e0, acc[m][0]);
+			acc[m][0] = _mm512_fmadd_ps(vo, o0, acc[m][0]);
+			acc[m][1] = _mm512_fmadd_ps(ve, e1, acc[m][1]);
+			acc[m][1] = _mm512_fmadd_ps(vo, o1, acc[m][1]);
+		}
+	}
+}
+
 /* Tokens m0 .. m0 + MR - 1 of one panel over one K block; GEMM 1: partial sums in part, the
- * SiLU * up epilogue after the last block; GEMM 2: accumulating in y[m][c0 .. c0 + nc). */
-EK_ALWAYS void ek_bf16_block(int MR, bool gemm1, const struct ek_bf16_job *j, int64_t m0)
+ * SiLU * up epilogue after the last block; GEMM 2: accumulating in y[m][c0 .. c0 + nc). The
+ * products by vdpbf16ps, or with f32 by the widened FMAs of ek_f32_pair_mk (the layer's blocks
+ * where vdpbf16ps would flush a subnormal). */
+EK_ALWAYS void ek_bf16_block(int MR, bool f32, bool gemm1, const struct ek_bf16_job *j, int64_t m0)
 {
 	moe_vf acc[EK_PRE_MR][2];
 	const int n0 = j->nc < MOE_VW ? j->nc : MOE_VW, n1 = j->nc - n0;
@@ -165,7 +195,10 @@ EK_ALWAYS void ek_bf16_block(int MR, bool gemm1, const struct ek_bf16_job *j, in
 						       : vf_load_tail(y + m * j->ldy, MOE_DTYPE_F32, j->c0 + MOE_VW, n1, 0.0f);
 		}
 	}
-	ek_bf16_mk(MR, j->A + m0 * j->lda, j->lda, j->bp, j->pairs, acc);
+	if (f32)
+		ek_f32_pair_mk(MR, j->A + m0 * j->lda, j->lda, j->bp, j->pairs, acc);
+	else
+		ek_bf16_mk(MR, j->A + m0 * j->lda, j->lda, j->bp, j->pairs, acc);
 	EK_UNROLL
 	for (int m = 0; m < MR; m++) {
 		if (gemm1 && j->last) {
@@ -186,11 +219,11 @@ EK_ALWAYS void ek_bf16_block(int MR, bool gemm1, const struct ek_bf16_job *j, in
 EK_ALWAYS void ek_bf16_block_any(bool gemm1, const struct ek_bf16_job *j, int64_t m0, int mr)
 {
 	switch (mr) {
-	case 12: ek_bf16_block(12, gemm1, j, m0); break;
-	case 11: ek_bf16_block(11, gemm1, j, m0); break;
-	case 10: ek_bf16_block(10, gemm1, j, m0); break;
-	case 9: ek_bf16_block(9, gemm1, j, m0); break;
-	default: assert(mr == 8); ek_bf16_block(8, gemm1, j, m0); break;
+	case 12: ek_bf16_block(12, false, gemm1, j, m0); break;
+	case 11: ek_bf16_block(11, false, gemm1, j, m0); break;
+	case 10: ek_bf16_block(10, false, gemm1, j, m0); break;
+	case 9: ek_bf16_block(9, false, gemm1, j, m0); break;
+	default: assert(mr == 8); ek_bf16_block(8, false, gemm1, j, m0); break;
 	}
 }
 

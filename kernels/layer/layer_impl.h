@@ -167,78 +167,12 @@ static inline struct lk_mt_layout lk_mt_layout(const struct moe_layer_params *p,
 
 #if LK_PANELS
 
-/* acc[m][0..1] += the pairs of A's rows m times the panel's words over `pairs` pairs, in fp32:
- * each bf16 widened exactly, one FMA per product (for blocks where vdpbf16ps would flush). */
-EK_ALWAYS void lk_f32_mk(int MR, const uint16_t *A, int64_t lda, const uint32_t *bp, int64_t pairs, moe_vf acc[][2])
-{
-	const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
-	for (int64_t p = 0; p < pairs; p++) {
-		const __m512i b0 = _mm512_load_si512(bp + p * 32), b1 = _mm512_load_si512(bp + p * 32 + 16);
-		const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16));
-		const __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(b0, hi));
-		const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16));
-		const __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(b1, hi));
-		EK_UNROLL
-		for (int m = 0; m < MR; m++) {
-			uint32_t word;
-			memcpy(&word, A + m * lda + 2 * p, sizeof word);
-			const uint32_t ebits = word << 16, obits = word & 0xffff0000u;
-			float xe, xo;
-			memcpy(&xe, &ebits, sizeof xe);
-			memcpy(&xo, &obits, sizeof xo);
-			const __m512 ve = _mm512_set1_ps(xe), vo = _mm512_set1_ps(xo);
-			acc[m][0] = _mm512_fmadd_ps(ve, e0, acc[m][0]);
-			acc[m][0] = _mm512_fmadd_ps(vo, o0, acc[m][0]);
-			acc[m][1] = _mm512_fmadd_ps(ve, e1, acc[m][1]);
-			acc[m][1] = _mm512_fmadd_ps(vo, o1, acc[m][1]);
-		}
-	}
-}
-
-/* Tokens m0 .. m0 + MR - 1 of one panel over one depth block (ek_bf16_block's job), with
- * vdpbf16ps or, f32, the widened FMAs. */
-EK_ALWAYS void lk_block(int MR, bool f32, bool gemm1, const struct ek_bf16_job *j, int64_t m0)
-{
-	moe_vf acc[EK_PRE_MR][2];
-	const int n0 = j->nc < MOE_VW ? j->nc : MOE_VW, n1 = j->nc - n0;
-	float *part = gemm1 && !(j->first && j->last) ? j->part + m0 * 2 * MOE_VW : NULL;
-	float *y = gemm1 ? NULL : j->y + m0 * j->ldy;
-	EK_UNROLL
-	for (int m = 0; m < MR; m++) {
-		if (gemm1) {
-			acc[m][0] = j->first ? vf_zero() : vf_load(part, MOE_DTYPE_F32, (m * 2) * MOE_VW);
-			acc[m][1] = j->first ? vf_zero() : vf_load(part, MOE_DTYPE_F32, (m * 2 + 1) * MOE_VW);
-		} else {
-			acc[m][0] = j->first ? vf_zero() : vf_load_tail(y + m * j->ldy, MOE_DTYPE_F32, j->c0, n0, 0.0f);
-			acc[m][1] = j->first || n1 == 0 ? vf_zero()
-						       : vf_load_tail(y + m * j->ldy, MOE_DTYPE_F32, j->c0 + MOE_VW, n1, 0.0f);
-		}
-	}
-	if (f32)
-		lk_f32_mk(MR, j->A + m0 * j->lda, j->lda, j->bp, j->pairs, acc);
-	else
-		ek_bf16_mk(MR, j->A + m0 * j->lda, j->lda, j->bp, j->pairs, acc);
-	EK_UNROLL
-	for (int m = 0; m < MR; m++) {
-		if (gemm1 && j->last) {
-			ek_store_a(j->o, m0 + m, j->c0, ek_silu_mul(acc[m][0], acc[m][1], true), j->nc);
-		} else if (gemm1) {
-			vf_store(part, MOE_DTYPE_F32, (m * 2) * MOE_VW, acc[m][0]);
-			vf_store(part, MOE_DTYPE_F32, (m * 2 + 1) * MOE_VW, acc[m][1]);
-		} else {
-			vf_store_tail(y + m * j->ldy, MOE_DTYPE_F32, j->c0, acc[m][0], n0);
-			if (n1)
-				vf_store_tail(y + m * j->ldy, MOE_DTYPE_F32, j->c0 + MOE_VW, acc[m][1], n1);
-		}
-	}
-}
-
 #define LK_CASE(n)                                            \
 	case n:                                               \
 		if (f32)                                      \
-			lk_block(n, true, gemm1, j, m0);      \
+			ek_bf16_block(n, true, gemm1, j, m0);      \
 		else                                          \
-			lk_block(n, false, gemm1, j, m0);     \
+			ek_bf16_block(n, false, gemm1, j, m0);     \
 		break;
 
 /* One token block of 1 .. EK_PRE_MR tokens, each size its own unrolled tile. */
@@ -251,9 +185,9 @@ static void lk_block_any(bool f32, bool gemm1, const struct ek_bf16_job *j, int6
 	default:
 		assert(mr == 1);
 		if (f32)
-			lk_block(1, true, gemm1, j, m0);
+			ek_bf16_block(1, true, gemm1, j, m0);
 		else
-			lk_block(1, false, gemm1, j, m0);
+			ek_bf16_block(1, false, gemm1, j, m0);
 		break;
 	}
 }
