@@ -296,7 +296,8 @@ enum moe_status moe_method_from_engine(enum moe_numbering n, int32_t value, enum
 		*out = MOE_ROUTE_UNSPECIFIED;
 		return MOE_OK;
 	}
-	for (int m = 0; m < MOE_ROUTE_METHOD_COUNT; m++) {
+	/* ABSENT marks a method the engine lacks, never a value it uses */
+	for (int m = 0; m < MOE_ROUTE_METHOD_COUNT && value != ABSENT; m++) {
 		if (t->value[m] == value) {
 			*out = (enum moe_routing_method)m;
 			return MOE_OK;

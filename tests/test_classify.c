@@ -312,6 +312,9 @@ START_TEST(test_numbering_engine_values)
 		{ MOE_NUM_FLASHINFER_0_6_18, 11 }, { MOE_NUM_VLLM, 10 }, { MOE_NUM_VLLM, 103 },
 		{ MOE_NUM_SGLANG, 100 }, { MOE_NUM_TRTLLM, 8 }, { MOE_NUM_FLASHINFER_0_6_18, -1 },
 		{ MOE_NUM_SGLANG, INT32_MIN },
+		/* -1 is the table's own "absent" marker: never a method */
+		{ MOE_NUM_FLASHINFER_0_6_7, -1 }, { MOE_NUM_FLASHINFER_0_6_8, -1 }, { MOE_NUM_FLASHINFER_0_6_11, -1 },
+		{ MOE_NUM_VLLM, -1 }, { MOE_NUM_SGLANG, -1 }, { MOE_NUM_TRTLLM, -1 },
 	};
 	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
 		ck_assert_int_eq(moe_method_from_engine(unknown[i].n, unknown[i].value, &m), MOE_ERR_INVALID_ARG);
