@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "moe/memory.h"
 
 enum moe_status moe_bench_write_atomic(const char *path, moe_bench_writer_fn *write, void *ctx)
 {
@@ -64,7 +65,7 @@ enum moe_status moe_bench_mkdirs(const char *path)
 void *moe_bench_alloc(size_t bytes)
 {
 	size_t rounded = (bytes + 63) & ~(size_t)63;
-	void *p = aligned_alloc(64, rounded ? rounded : 64);
+	void *p = moe_alloc_large(rounded ? rounded : 64);
 	if (p)
 		memset(p, 0, rounded ? rounded : 64);
 	return p;

@@ -28,7 +28,8 @@
  *               <base>.weight_scale_2 and <base>.input_scale (F32, amax/(448*6); the engines multiply
  *               by them: alpha = input_scale * weight_scale_2); global_scale = 1 / weight_scale_2.
  * On load every weight goes to the requested format: kept as stored when it already is (pointing
- * into the mapping, zero-copy), else dequantized by moe_dequantize__ref and quantized by
+ * into the mapping, zero-copy, below 2 MiB; larger ones are copied once into huge-page memory and
+ * their mapped pages dropped), else dequantized by moe_dequantize__ref and quantized by
  * moe_quantize__ref into memory the model owns. Dense tensors (embedding, attention, router) go to
  * F32 or BF16, norms to F32; expert, shared-expert and dense-MLP weights to the expert format.
  * Errors name the file and the tensor; on failure everything is released. */
@@ -40,8 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "model.h"
+#include "moe/memory.h"
 #include "safetensors_map.h"
 
 struct model_impl {
@@ -102,8 +105,8 @@ static bool own(struct model_impl *im, void *p)
 
 static void *own_alloc(struct ctx *c, size_t bytes)
 {
-	void *p = NULL;
-	if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+	void *p = moe_alloc_large(bytes ? bytes : 64);
+	if (!p)
 		return NULL;
 	if (!own(c->impl, p)) {
 		free(p);
@@ -298,8 +301,23 @@ static inline float f16_to_f32(uint16_t h)
 	return moe_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
+/* Drops the resident pages of a mapped range that has been copied out (the copy is the one read of
+ * those bytes; the file stays mapped for the views that still point into it). */
+static void drop_mapped(const void *p, size_t bytes)
+{
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const uintptr_t a = ((uintptr_t)p + pg - 1) / pg * pg, b = ((uintptr_t)p + bytes) / pg * pg;
+	if (b > a)
+		(void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
+}
+
+/* Plain tensors from this size on are copied into huge-page memory (include/moe/memory.h): a GEMV
+ * over a mapped file's 4 KiB pages streams ~25% slower. */
+#define COPY_MIN_BYTES ((size_t)2 << 20)
+
 /* The stored weight as a qtensor view, pointing into the mapping where it can (F16 is widened into
- * owned memory; misaligned F32 data or scales are copied). */
+ * owned memory; misaligned F32 data or scales and plain tensors of COPY_MIN_BYTES or more are
+ * copied). */
 static enum moe_status view(struct ctx *c, const struct src *s, struct moe_qtensor *v)
 {
 	memset(v, 0, sizeof *v);
@@ -323,11 +341,12 @@ static enum moe_status view(struct ctx *c, const struct src *s, struct moe_qtens
 		}
 		v->dtype = s->dtype == MOE_STMAP_F32 ? MOE_DTYPE_F32 : MOE_DTYPE_BF16;
 		v->data = (void *)s->data;
-		if ((uintptr_t)s->data % (s->dtype == MOE_STMAP_F32 ? 4 : 2)) {
-			size_t bytes = n * (s->dtype == MOE_STMAP_F32 ? 4 : 2);
-			if (!(v->data = own_alloc(c, bytes)))
+		const size_t es = s->dtype == MOE_STMAP_F32 ? 4 : 2;
+		if ((uintptr_t)s->data % es || n * es >= COPY_MIN_BYTES) {
+			if (!(v->data = own_alloc(c, n * es)))
 				return moe_fail(MOE_ERR_NOMEM, "%s: tensor %s: out of memory", s->path, s->name);
-			memcpy(v->data, s->data, bytes);
+			memcpy(v->data, s->data, n * es);
+			drop_mapped(s->data, n * es);
 		}
 		return MOE_OK;
 	case SRC_FP8_BLOCK:

@@ -14,6 +14,7 @@
 
 #include "forward_impl.h"
 #include "moe/classify.h"
+#include "moe/memory.h"
 #include "moe/registry.h"
 
 struct moe_forward {
@@ -435,7 +436,7 @@ static enum moe_status need_ws(struct moe_forward *f, size_t bytes)
 		return MOE_OK;
 	free(f->ws);
 	const size_t b = (bytes + 63) / 64 * 64;
-	f->ws = aligned_alloc(64, b);
+	f->ws = moe_alloc_large(b);
 	f->ws_bytes = f->ws ? b : 0;
 	return f->ws ? MOE_OK : moe_fail(MOE_ERR_NOMEM, "forward: no memory for a %zu-byte workspace", bytes);
 }

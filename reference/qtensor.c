@@ -28,6 +28,7 @@
 #include <stdlib.h>
 
 #include "moe/codec.h"
+#include "moe/memory.h"
 
 #define MOE_QT_ALIGN 64
 
@@ -245,7 +246,7 @@ static void *alloc_zeroed(size_t bytes)
 	const size_t rounded = (bytes + MOE_QT_ALIGN - 1) / MOE_QT_ALIGN * MOE_QT_ALIGN;
 	if (rounded < bytes)
 		return NULL;
-	void *p = aligned_alloc(MOE_QT_ALIGN, rounded);
+	void *p = moe_alloc_large(rounded);
 	if (p)
 		memset(p, 0, rounded);
 	return p;

@@ -1,6 +1,7 @@
 /* Unit tests of moe_core: status messages, enum names and parsers, bf16 conversion. */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "moe/moe.h"
@@ -72,6 +73,25 @@ START_TEST(test_bf16_rounding)
 }
 END_TEST
 
+START_TEST(test_alloc_large)
+{
+	/* small: 64-byte aligned; from 2 MiB on: 2 MiB aligned (huge pages need it); zero bytes: NULL */
+	ck_assert_ptr_null(moe_alloc_large(0));
+	const size_t sizes[] = { 1, 100, (2u << 20) - 1, 2u << 20, (5u << 20) + 3 };
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		unsigned char *p = moe_calloc_large(sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		const uintptr_t align = sizes[i] >= (2u << 20) ? (2u << 20) : 64;
+		ck_assert_uint_eq((uintptr_t)p % align, 0);
+		ck_assert_uint_eq(p[0], 0);
+		ck_assert_uint_eq(p[sizes[i] - 1], 0);
+		p[sizes[i] - 1] = 7; /* the whole size is writable (ASan checks the bound) */
+		free(p);
+	}
+	ck_assert_ptr_null(moe_alloc_large(SIZE_MAX - 16));
+}
+END_TEST
+
 START_TEST(test_backend_provides)
 {
 	struct moe_backend b = { .abi_version = MOE_BACKEND_ABI_VERSION, .name = "t" };
@@ -97,6 +117,7 @@ int main(void)
 	tcase_add_test(tc, test_names_round_trip);
 	tcase_add_test(tc, test_bf16_rounding);
 	tcase_add_test(tc, test_backend_provides);
+	tcase_add_test(tc, test_alloc_large);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

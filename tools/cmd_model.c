@@ -807,7 +807,10 @@ static int cmd_bench(const struct opts *o)
 				rc = fail2("bench", moe_last_error());
 				break;
 			}
-			for (int r = 0; r < (int)o->reps; r++) {
+			/* one untimed token first: the phases of a warm token, as the decode rows above measure it */
+			for (int r = -1; r < (int)o->reps; r++) {
+				if (r == 0)
+					moe_forward_phase_clear(f);
 				moe_forward_seek(f, ctxs[0] - 1);
 				moe_forward_run(f, ids, 1, logits, NULL, e.th);
 			}

@@ -8,6 +8,7 @@
 #include "moe/dtype.h"
 #include "moe/expert.h"
 #include "moe/layer.h"
+#include "moe/memory.h"
 #include "moe/models.h"
 #include "moe/norm.h"
 #include "moe/registry.h"

@@ -32,6 +32,7 @@
  * for any th->count, and packed and plain weights give the same bits. The combine is a parallel
  * job over token ranges. The workspace of layer_mt is this file's (lk_mt_layout); the version-1
  * `layer` runs the same tasks one after the other in the reference's workspace. */
+#include "moe/memory.h"
 #include "moe/registry.h"
 #include "layer/layer_pack.h"
 
@@ -762,7 +763,7 @@ static inline enum moe_status lk_pack(const struct moe_backend *owner, const str
 		pj.per = ek_round64((size_t)lp_panels1(I) * lp_panel_words(H) * 4 + (size_t)lp_panels2(H) * lp_panel_words(I) * 4 +
 				    (size_t)(lp_panels1(I) * lp_kblocks(H) + lp_panels2(H) * lp_kblocks(I)));
 		size_t total;
-		if (__builtin_mul_overflow(pj.per, (size_t)count, &total) || !(im->mem = aligned_alloc(64, total ? total : 64))) {
+		if (__builtin_mul_overflow(pj.per, (size_t)count, &total) || !(im->mem = moe_alloc_large(total ? total : 64))) {
 			free(st);
 			lp_release(pk);
 			return moe_fail(MOE_ERR_NOMEM, "pack: no memory for %d experts' bf16 panels (%zu bytes each)", (int)count,

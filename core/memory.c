@@ -1,0 +1,36 @@
+/* Large buffers on transparent huge pages (include/moe/memory.h). */
+#define _GNU_SOURCE
+#include "moe/memory.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#define HUGE_BYTES ((size_t)2 << 20)
+
+void *moe_alloc_large(size_t bytes)
+{
+	if (!bytes || bytes > SIZE_MAX - HUGE_BYTES)
+		return NULL;
+	if (bytes < HUGE_BYTES)
+		return aligned_alloc(64, (bytes + 63) / 64 * 64);
+	const size_t rounded = (bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+	void *p = aligned_alloc(HUGE_BYTES, rounded);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	const char *env = getenv("MOE_HUGEPAGES");
+	if (p && !(env && strcmp(env, "0") == 0))
+		(void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: EINVAL where THP is absent */
+#endif
+	return p;
+}
+
+void *moe_calloc_large(size_t bytes)
+{
+	void *p = moe_alloc_large(bytes);
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
