@@ -7,11 +7,14 @@
  * spec parses back to the same bits; the printer writes every key that matters, so the printed line
  * alone reproduces the case. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "verify.h"
 
@@ -584,42 +587,110 @@ void moe_vcase_list_free(struct moe_vcase_list *l)
 	*l = (struct moe_vcase_list){ 0 };
 }
 
+/* The whole of a --cases file, refused unless it is a regular file of at most MOE_CASES_MAX_BYTES
+ * holding no NUL byte: /dev/zero once looped forever (fgets reads NULs as empty lines), a FIFO
+ * blocks, a folder reads as empty. O_NONBLOCK keeps open() of a FIFO from waiting for a writer. */
+#define MOE_CASES_MAX_BYTES (64u << 20)
+
+static enum moe_status read_cases_text(const char *path, char **text, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return moe_fail(MOE_ERR_IO, "verify --cases: cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		const int err = errno;
+		close(fd);
+		return moe_fail(MOE_ERR_IO, "verify --cases: cannot stat '%s': %s", path, strerror(err));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return moe_fail(MOE_ERR_IO, "verify --cases: '%s' is not a regular file (a FIFO, device, folder or "
+				"terminal); give a file of case specs", path);
+	}
+	if ((uint64_t)st.st_size > MOE_CASES_MAX_BYTES) {
+		close(fd);
+		return moe_fail(MOE_ERR_FORMAT, "verify --cases: '%s' is %lld bytes, more than the %u a cases file "
+				"may hold", path, (long long)st.st_size, MOE_CASES_MAX_BYTES);
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t n = 0;
+	if (!buf) {
+		close(fd);
+		return moe_fail(MOE_ERR_NOMEM, "verify --cases: no memory for the %lld bytes of '%s'",
+				(long long)st.st_size, path);
+	}
+	/* at most the size fstat gave: a file growing meanwhile is read as it was */
+	while (n < (size_t)st.st_size) {
+		const ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			const int err = errno;
+			free(buf);
+			close(fd);
+			return moe_fail(MOE_ERR_IO, "verify --cases: cannot read '%s': %s", path, strerror(err));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	const char *nul = memchr(buf, '\0', n);
+	if (nul) {
+		const size_t at = (size_t)(nul - buf);
+		free(buf);
+		return moe_fail(MOE_ERR_FORMAT, "verify --cases: '%s' holds a NUL byte at offset %zu: not a text "
+				"file of case specs", path, at);
+	}
+	*text = buf;
+	*len = n;
+	return MOE_OK;
+}
+
 enum moe_status moe_cases_read(const char *path, struct moe_vcase_list *out)
 {
-	FILE *f = fopen(path, "r");
-	char line[1100];
+	char *text = NULL, line[1100];
+	size_t len = 0, pos = 0, found = 0;
 	int lineno = 0;
-	if (!f)
-		return moe_fail(MOE_ERR_IO, "verify --cases: cannot open '%s': %s", path, strerror(errno));
-	while (fgets(line, sizeof line, f)) {
+	enum moe_status s = read_cases_text(path, &text, &len);
+	if (s != MOE_OK)
+		return s;
+	while (pos < len && s == MOE_OK) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		const size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
 		lineno++;
-		size_t len = strlen(line);
-		if (len == sizeof line - 1 && line[len - 1] != '\n') {
-			fclose(f);
-			return moe_fail(MOE_ERR_FORMAT, "%s:%d: line longer than %zu characters", path, lineno,
-					sizeof line - 2);
+		if (n > sizeof line - 2) {
+			s = moe_fail(MOE_ERR_FORMAT, "%s:%d: line longer than %zu characters", path, lineno,
+				     sizeof line - 2);
+			break;
 		}
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + 1;
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
-		if (strspn(line, " \t\r\n") == strlen(line))
+		if (strspn(line, " \t\r") == strlen(line))
 			continue;
 		struct moe_vcase c;
-		enum moe_status s = moe_vcase_parse(line, &c);
+		s = moe_vcase_parse(line, &c);
 		if (s == MOE_OK && moe_vcase_validate(&c) != MOE_OK)
 			s = MOE_ERR_FORMAT;
 		if (s != MOE_OK) {
 			char msg[512];
 			snprintf(msg, sizeof msg, "%s", moe_last_error());
-			fclose(f);
-			return moe_fail(MOE_ERR_FORMAT, "%s:%d: %s", path, lineno, msg);
+			s = moe_fail(MOE_ERR_FORMAT, "%s:%d: %s", path, lineno, msg);
+			break;
 		}
 		snprintf(c.group, sizeof c.group, "cases-file");
-		if ((s = moe_vcase_push(out, &c)) != MOE_OK) {
-			fclose(f);
-			return s;
-		}
+		if ((s = moe_vcase_push(out, &c)) == MOE_OK)
+			found++;
 	}
-	fclose(f);
-	return MOE_OK;
+	free(text);
+	if (s == MOE_OK && found == 0)
+		s = moe_fail(MOE_ERR_FORMAT, "verify --cases: '%s' holds no case (%d line(s), only blank lines and "
+			     "comments): nothing would be verified", path, lineno);
+	return s;
 }

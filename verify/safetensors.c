@@ -308,7 +308,8 @@ enum moe_status moe_st_read(const char *path, struct moe_st_file *out)
 	if (!path || !path[0])
 		return moe_fail(MOE_ERR_INVALID_ARG, "safetensors: no path given");
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO under a vector file's name must be refused below, not block open() */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return moe_fail(MOE_ERR_IO, "safetensors %s: cannot open: %s", path, strerror(errno));
 	struct stat st;
@@ -319,7 +320,7 @@ enum moe_status moe_st_read(const char *path, struct moe_st_file *out)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return moe_fail(MOE_ERR_IO, "safetensors %s: not a regular file", path);
+		return moe_fail(MOE_ERR_IO, "safetensors %s: not a regular file (a FIFO, device or folder)", path);
 	}
 	if (st.st_size < 8) {
 		close(fd);

@@ -391,21 +391,102 @@ static enum moe_status load_expert_heap(const char *path, const struct moe_st_fi
 					       .sf_layout = p->weight_sf_layout, .rows = i < 2 ? inter : p->hidden,
 					       .cols = i < 2 ? p->hidden : inter };
 		const size_t nd = moe_qtensor_data_bytes(qs[i]), ns = moe_qtensor_scale_bytes(qs[i]);
-		if ((st = moe_qtensor_alloc(qs[i])) != MOE_OK)
-			break;
+		/* found (so their sizes are what the file holds) before anything is allocated */
 		snprintf(name, sizeof name, "%s%sdata", prefix, part[i]);
-		const struct moe_st_tensor *t = nd ? find_exact(path, f, name, MOE_ST_U8, (int64_t)nd, -1, &st) : NULL;
-		if (t)
-			memcpy(qs[i]->data, t->data, nd);
+		const struct moe_st_tensor *td = nd ? find_exact(path, f, name, MOE_ST_U8, (int64_t)nd, -1, &st) : NULL;
 		snprintf(name, sizeof name, "%s%sscales", prefix, part[i]);
-		t = ns ? find_exact(path, f, name, MOE_ST_U8, (int64_t)ns, -1, &st) : NULL;
-		if (t)
-			memcpy(qs[i]->scales, t->data, ns);
+		const struct moe_st_tensor *ts = ns ? find_exact(path, f, name, MOE_ST_U8, (int64_t)ns, -1, &st) : NULL;
 		snprintf(name, sizeof name, "%s%sglobal_scale", prefix, part[i]);
-		t = find_exact(path, f, name, MOE_ST_F32, 1, -1, &st);
-		if (t)
-			memcpy(&qs[i]->global_scale, t->data, 4);
+		const struct moe_st_tensor *tg = find_exact(path, f, name, MOE_ST_F32, 1, -1, &st);
+		if (st != MOE_OK || (st = moe_qtensor_alloc(qs[i])) != MOE_OK)
+			break;
+		if (td)
+			memcpy(qs[i]->data, td->data, nd);
+		if (ts)
+			memcpy(qs[i]->scales, ts->data, ns);
+		memcpy(&qs[i]->global_scale, tg->data, 4);
 	}
+	return st;
+}
+
+/* The sizes the case's spec implies must fit in the tensor data the file holds, before anything is
+ * allocated from them: a spec saying T=1048576 E=65536 asks for 256 GiB of scratch, and products of
+ * huge dimensions overflow. Each array is given with its densest stored element (bits); the
+ * tensors' exact shapes are checked afterwards by find_exact. */
+static enum moe_status check_sizes(const char *path, const struct moe_st_file *f, const struct moe_vcase *c,
+				   const char *spec)
+{
+	struct dims {
+		const char *what;
+		int64_t a, b;
+		int bits;
+	} d[4];
+	int n = 0;
+	uint64_t have = 0;
+	for (size_t i = 0; i < f->ntensors; i++)
+		have += f->tensors[i].nbytes;
+	const int64_t T = c->T;
+	switch (c->op) {
+	case MOE_OP_ROUTE:
+		d[n++] = (struct dims){ "logits [T, E]", T, c->route.num_experts, 16 };
+		d[n++] = (struct dims){ "expected_ids [T, K]", T, c->route.top_k, 32 };
+		break;
+	case MOE_OP_NORM:
+		d[n++] = (struct dims){ "x [rows, cols]", T, c->norm.cols, 16 };
+		break;
+	case MOE_OP_QUANTIZE:
+	case MOE_OP_DEQUANTIZE:
+		d[n++] = (struct dims){ "x [rows, cols]", T, c->q.cols, 32 };
+		break;
+	case MOE_OP_LAYER:
+		d[n++] = (struct dims){ "logits [T, E]", T, c->route.num_experts, 16 };
+		d[n++] = (struct dims){ "expected_ids [T, K]", T, c->route.top_k, 32 };
+		d[n++] = (struct dims){ "x [T, H]", T, c->expert.hidden, 32 };
+		d[n++] = (struct dims){ "e0.gate_data [I, H]", c->expert.inter, c->expert.hidden, 4 };
+		break;
+	case MOE_OP_EXPERT:
+		d[n++] = (struct dims){ "x [M, H]", T, c->expert.hidden, 32 };
+		d[n++] = (struct dims){ "gate_data [I, H]", c->expert.inter, c->expert.hidden, 4 };
+		break;
+	default:
+		break;
+	}
+	for (int i = 0; i < n; i++) {
+		int64_t elems;
+		if (d[i].a < 0 || d[i].b < 0 || __builtin_mul_overflow(d[i].a, d[i].b, &elems) ||
+		    (uint64_t)elems > have * 8 / (uint64_t)d[i].bits)
+			return moe_fail(MOE_ERR_FORMAT, "vectors %s: case '%s' implies %s = %lld x %lld elements, more "
+					"than the %llu bytes of tensor data in the file", path, spec, d[i].what,
+					(long long)d[i].a, (long long)d[i].b, (unsigned long long)have);
+	}
+	return MOE_OK;
+}
+
+/* The reference ids as stored: K distinct experts in [0, E) per row. The comparators index per-expert
+ * arrays with them, so edited ids (hashes recomputed) are refused here, not read out of bounds. */
+static enum moe_status check_ids(const char *path, const int32_t *ids, int64_t T, int32_t K, int32_t E)
+{
+	unsigned char *seen = calloc((size_t)E, 1);
+	enum moe_status st = MOE_OK;
+	if (!seen)
+		return moe_fail(MOE_ERR_NOMEM, "vectors %s: no memory to check expected_ids (E=%d)", path, E);
+	for (int64_t t = 0; t < T && st == MOE_OK; t++) {
+		const int32_t *row = ids + t * K;
+		for (int32_t k = 0; k < K && st == MOE_OK; k++) {
+			if (row[k] < 0 || row[k] >= E)
+				st = moe_fail(MOE_ERR_FORMAT, "vectors %s: tensor 'expected_ids' [%lld, %d] holds %d, not an "
+					      "expert id in [0, %d)", path, (long long)t, (int)k, (int)row[k], (int)E);
+			else if (seen[row[k]])
+				st = moe_fail(MOE_ERR_FORMAT, "vectors %s: tensor 'expected_ids' row %lld holds expert %d "
+					      "twice", path, (long long)t, (int)row[k]);
+			else
+				seen[row[k]] = 1;
+		}
+		for (int32_t k = 0; k < K; k++)
+			if (row[k] >= 0 && row[k] < E)
+				seen[row[k]] = 0;
+	}
+	free(seen);
 	return st;
 }
 
@@ -426,9 +507,13 @@ static enum moe_status check_layer(const char *path, const struct moe_st_file *f
 	void *bias = hb ? want(path, f, "bias", st_of(p->bias_dtype), E, -1, s, 2, &st) : NULL;
 	int32_t *ids = want(path, f, "expected_ids", MOE_ST_I32, T, K, s, 3, &st);
 	float *w = want(path, f, "expected_weights", MOE_ST_F32, T, K, s, 4, &st);
+	if (st == MOE_OK)
+		st = check_ids(path, ids, T, K, E);
+	if (st != MOE_OK)
+		return st;
 	float *L32 = moe_vscratch_get(s, 5, (size_t)(T * E) * 4), *b32 = moe_vscratch_get(s, 6, (size_t)E * 4);
 	struct moe_expert_weights *ew = calloc((size_t)E + 1, sizeof *ew);
-	if (st == MOE_OK && (!L32 || !b32 || !ew))
+	if (!L32 || !b32 || !ew)
 		st = moe_fail(MOE_ERR_NOMEM, "vectors %s: no memory", path);
 	for (int32_t e = 0; e < E + shared && st == MOE_OK; e++) {
 		if (e < E)
@@ -495,6 +580,10 @@ static enum moe_status check_file(const char *path, const struct moe_backend *b,
 		moe_st_free(&f);
 		return MOE_ERR_FORMAT;
 	}
+	if (check_sizes(path, &f, &c, spec) != MOE_OK) {
+		moe_st_free(&f);
+		return MOE_ERR_FORMAT;
+	}
 	snprintf(c.group, sizeof c.group, "vectors %s", group ? group : "");
 	if (!((op_mask >> c.op) & 1u)) {
 		moe_st_free(&f);
@@ -519,9 +608,11 @@ static enum moe_status check_file(const char *path, const struct moe_backend *b,
 		void *bias = hb ? want(path, &f, "bias", st_of(p->bias_dtype), E, -1, s, 1, &st) : NULL;
 		int32_t *ids = want(path, &f, "expected_ids", MOE_ST_I32, T, K, s, 2, &st);
 		float *w = want(path, &f, "expected_weights", MOE_ST_F32, T, K, s, 3, &st);
-		float *L32 = moe_vscratch_get(s, 4, (size_t)(T * E) * 4), *b32 = moe_vscratch_get(s, 5, (size_t)E * 4);
+		if (st == MOE_OK)
+			st = check_ids(path, ids, T, (int32_t)K, (int32_t)E);
 		if (st != MOE_OK)
 			break;
+		float *L32 = moe_vscratch_get(s, 4, (size_t)(T * E) * 4), *b32 = moe_vscratch_get(s, 5, (size_t)E * 4);
 		if (!L32 || !b32) {
 			st = moe_fail(MOE_ERR_NOMEM, "vectors %s: no memory", path);
 			break;

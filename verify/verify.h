@@ -89,7 +89,8 @@ enum moe_vdepth { MOE_DEPTH_QUICK = 0, MOE_DEPTH_FULL = 1 };
  * routing profiles (bit per enum moe_profile) for route and layer. */
 enum moe_status moe_catalogue(enum moe_op op, enum moe_vdepth depth, uint64_t base_seed,
 			      unsigned profile_mask, struct moe_vcase_list *out);
-/* Reads a --cases file: one spec per line, '#' starts a comment, blank lines ignored. */
+/* Reads a --cases file: one spec per line, '#' starts a comment, blank lines ignored. Refuses what
+ * is not a regular text file of at most 64 MiB, and a file holding no case (MOE_ERR_FORMAT). */
 enum moe_status moe_cases_read(const char *path, struct moe_vcase_list *out);
 
 /* ---- results ---- */
