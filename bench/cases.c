@@ -125,7 +125,8 @@ static bool selected(const struct moe_bench_options *o, enum moe_op op)
 /* --method: each chosen method on one synthetic router shape instead of the models' routers, at
  * every T, under every chosen profile (default vllm). E = 128, K = 8 unless --shape says otherwise;
  * DeepSeekV3 defaults to E = 256 in G = 8 groups of which TG = 4 are kept and rsf = 2.5 (DeepSeek-V3's
- * router); Llama4 always has K = 1. MiniMax2 and DeepSeekV3 get an fp32 correction bias. Logits are
+ * router); Llama4 defaults to K = 1, the only K it takes: a --shape K= it cannot take is refused with
+ * the validator's message, never ignored. MiniMax2 and DeepSeekV3 get an fp32 correction bias. Logits are
  * fp32 unless --logits bf16. A combination the engines refuse fails the build of the case list with
  * moe_route_validate's message. */
 static void synthetic_routes(struct builder *b, const struct moe_bench_options *o, const int64_t *T, int nT)
@@ -137,7 +138,7 @@ static void synthetic_routes(struct builder *b, const struct moe_bench_options *
 			continue;
 		const bool dsv3 = m == MOE_ROUTE_DEEPSEEKV3;
 		const int32_t E = o->route_E ? o->route_E : dsv3 ? 256 : 128;
-		const int32_t K = m == MOE_ROUTE_LLAMA4 ? 1 : o->route_K ? o->route_K : 8;
+		const int32_t K = o->route_K ? o->route_K : m == MOE_ROUTE_LLAMA4 ? 1 : 8;
 		for (int pr = 0; pr < MOE_PROFILE_COUNT; pr++) {
 			if (!(profiles & (1u << pr)))
 				continue;

@@ -6,7 +6,8 @@
  * it improves when ratio < 1 / (1 + threshold) and p < alpha; otherwise it is unchanged, or
  * "untested" when a file carries aggregates only (no repetitions: a ratio without a test never
  * fails the comparison). Exit status: 1 if any benchmark regressed, 0 otherwise, 2 on bad input
- * (unreadable or malformed files, bad options, no benchmark in common). */
+ * (unreadable or malformed files, bad options, no benchmark in common, a median or ratio that is
+ * not finite). */
 #include <math.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ int moe_bench_compare_files(const char *a, const char *b, const struct moe_bench
 		rc = 2;
 		goto out;
 	}
-	size_t common = 0, regressed = 0, improved = 0;
+	size_t common = 0, regressed = 0, improved = 0, unjudged = 0;
 	fprintf(f, "%-64s %11s %11s %7s %9s  %s\n", "benchmark", "A median", "B median", "B/A", "p", "verdict");
 	for (size_t i = 0; i < ra.n; i++) {
 		const struct moe_bench_result *ea = &ra.v[i], *eb = match(&rb, ea->name);
@@ -43,6 +44,14 @@ int moe_bench_compare_files(const char *a, const char *b, const struct moe_bench
 			continue;
 		common++;
 		const double ratio = eb->real.median / ea->real.median;
+		/* an infinite median (or a ratio that overflows) is no verdict: inf/x "regressed", x/inf
+		 * "improved" would both be made up */
+		if (!isfinite(ea->real.median) || !isfinite(eb->real.median) || !isfinite(ratio) || !(ratio > 0)) {
+			fprintf(err, "moebench compare: %s: medians %g ns and %g ns give B/A = %g, not a finite ratio: "
+				"cannot judge\n", ea->name, ea->real.median, eb->real.median, ratio);
+			unjudged++;
+			continue;
+		}
 		struct moe_bench_mwu u = { .p = NAN };
 		bool tested = ea->t.reps > 0 && eb->t.reps > 0 &&
 			      moe_bench_mann_whitney(ea->t.real_ns, (size_t)ea->t.reps, eb->t.real_ns,
@@ -72,7 +81,7 @@ int moe_bench_compare_files(const char *a, const char *b, const struct moe_bench
 	}
 	fprintf(f, "\n%zu benchmarks compared: %zu regressed, %zu improved (threshold %.1f%%, alpha %g, "
 		   "two-sided Mann-Whitney U)\n", common, regressed, improved, o->threshold * 100, o->alpha);
-	rc = regressed > 0 ? 1 : 0;
+	rc = unjudged ? 2 : regressed > 0 ? 1 : 0;
 out:
 	moe_bench_results_free(&ra);
 	moe_bench_results_free(&rb);

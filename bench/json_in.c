@@ -5,7 +5,8 @@
  * named "median" records the median for files that carry aggregates only. Entries with
  * error_occurred become skipped results. Our extra fields (key, op, model, backend, axis,
  * flops/bytes/tokens_per_call, threads, cold) are read when present so merged results take part in
- * speedups and plots. Anything malformed is reported with the file and the entry index. */
+ * speedups and plots. Anything malformed is reported with the file and the entry index, including
+ * times that are negative or not finite once in ns and counts that are negative or not finite. */
 #include <math.h>
 #include <string.h>
 
@@ -93,6 +94,17 @@ enum moe_status moe_bench_read_json(const char *path, struct moe_bench_results *
 			e->cost.flops = json_number_value(json_object_get(b, "flops_per_call"));
 			e->cost.bytes = json_number_value(json_object_get(b, "bytes_per_call"));
 			e->cost.tokens = json_number_value(json_object_get(b, "tokens_per_call"));
+			/* counts: finite, >= 0 and within an exact double; a negative one cast to size_t is
+			 * undefined behaviour, an infinite one poisons every rate */
+			const double cnt[3] = { e->cost.flops, e->cost.bytes, e->cost.tokens };
+			static const char *const cnt_name[3] = { "flops_per_call", "bytes_per_call", "tokens_per_call" };
+			for (int k = 0; k < 3; k++) {
+				if (!(cnt[k] >= 0 && cnt[k] <= 0x1p53)) {
+					s = moe_fail(MOE_ERR_FORMAT, "%s: benchmarks[%zu] (%s): %s %g is not a count in "
+						     "[0, 2^53]", path, i, name, cnt_name[k], cnt[k]);
+					goto out;
+				}
+			}
 			e->cost.working_set = (size_t)e->cost.bytes;
 			e->real.median = NAN;
 		}
@@ -102,15 +114,22 @@ enum moe_status moe_bench_read_json(const char *path, struct moe_bench_results *
 			continue;
 		}
 		double ns = json_number_value(rt) * scale;
+		json_t *ct = json_object_get(b, "cpu_time");
+		const double cpu = json_is_number(ct) ? json_number_value(ct) * scale : ns;
+		/* 1e308 s is infinite in ns: a time that is not finite cannot be compared or summarized */
+		if (!(ns >= 0 && isfinite(ns)) || !(cpu >= 0 && isfinite(cpu))) {
+			s = moe_fail(MOE_ERR_FORMAT, "%s: benchmarks[%zu] (%s): real_time or cpu_time is negative or not "
+				     "finite in ns (real_time %g, scale %g)", path, i, name, json_number_value(rt), scale);
+			goto out;
+		}
 		if (!type || !strcmp(type, "iteration")) {
 			if (e->t.reps == MOE_BENCH_MAX_REPS) {
 				s = moe_fail(MOE_ERR_FORMAT, "%s: %s has more than %d repetitions", path, name,
 					     MOE_BENCH_MAX_REPS);
 				goto out;
 			}
-			json_t *ct = json_object_get(b, "cpu_time");
 			e->t.real_ns[e->t.reps] = ns;
-			e->t.cpu_ns[e->t.reps] = json_is_number(ct) ? json_number_value(ct) * scale : ns;
+			e->t.cpu_ns[e->t.reps] = cpu;
 			e->t.iters = json_integer_value(json_object_get(b, "iterations"));
 			e->t.reps++;
 		} else if (!strcmp(type, "aggregate")) {

@@ -10,6 +10,7 @@
  *   expert  the fp32 reference against moe_expert_ref_f64 with its a-priori bound (error/bound < 1).
  *   layer   the dispatch permutation covers every token-slot once and counts/offsets agree.
  * It is the installation's smoke test; `moebench verify` is the conformance suite. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -52,9 +53,12 @@ int moe_cmd_selfcheck(int argc, char **argv)
 		switch (c) {
 		case 's': {
 			char *end;
+			/* strtoull takes "-5" as 2^64 - 5 and clamps overflow to 2^64 - 1: refuse both */
+			errno = 0;
 			sc.seed = strtoull(optarg, &end, 0);
-			if (*optarg == '\0' || *end != '\0') {
-				fprintf(stderr, "moebench selfcheck: --seed needs an integer, got '%s'\n", optarg);
+			if (*optarg == '\0' || *end != '\0' || strchr(optarg, '-') || errno == ERANGE) {
+				fprintf(stderr, "moebench selfcheck: --seed needs an integer in [0, 2^64), got '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;

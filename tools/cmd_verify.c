@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "isolate.h"
 #include "moe/moe.h"
 #include "plugin.h"
 #include "verify.h"
@@ -19,7 +20,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: moebench verify [--backend NAME|PATH.so]... [--op OP]... [--profile P]...\n"
 		"                       [--quick|--full] [--seed S] [--cases FILE] [--case SPEC]...\n"
-		"                       [--vectors DIR] [--json FILE] [--jobs N]\n\n"
+		"                       [--vectors DIR] [--json FILE] [--jobs N] [--plugin-timeout S]\n\n"
 		"Checks backends against the scalar reference and the double-precision references:\n"
 		"bitwise for codecs and routing ids, ULP budgets for routing weights, a-priori error\n"
 		"bounds for norms, experts and the layer; tie-aware routing (exact ties follow the\n"
@@ -48,12 +49,18 @@ static void usage(FILE *f)
 		"  --json FILE          write the full report as JSON (atomically)\n"
 		"  --jobs N             worker threads (default: the online CPUs, at most 16); the report\n"
 		"                       does not depend on N; --jobs 1 for kernels that are not reentrant\n"
+		"  --plugin-timeout S   seconds a plugin may take on one case (or to load) before it is\n"
+		"                       killed and the case FAILs (default %g)\n"
 		"  -h, --help           this text\n\n"
 		"output: PASS / FAIL / UNTRUSTED (the data made the check vacuous) / SKIP (not provided,\n"
 		"ISA unavailable, profile or problem not supported) per case group, with the worst ULP\n"
 		"distance / its budget, the worst error/bound ratio and the near-tie count. Every FAIL\n"
 		"prints a command reproducing the case and its first mismatches.\n"
-		"exit status: 0 no FAIL, 1 at least one FAIL, 2 usage error or bad input.\n");
+		"Plugins run in child processes: a kernel or supports() that crashes, aborts, hangs or\n"
+		"calls exit() FAILs its case (the line says which signal or status) and the run goes on\n"
+		"with the next case group; one that fails while loading is refused (exit status 2).\n"
+		"exit status: 0 no FAIL, 1 at least one FAIL, 2 usage error or bad input.\n",
+		MOE_ISOLATE_DEFAULT_TIMEOUT);
 }
 
 struct target {
@@ -88,6 +95,7 @@ int moe_cmd_verify(int argc, char **argv)
 		{ "cases", required_argument, NULL, 'c' },   { "case", required_argument, NULL, 'C' },
 		{ "vectors", required_argument, NULL, 'v' }, { "json", required_argument, NULL, 'j' },
 		{ "jobs", required_argument, NULL, 'J' },    { "help", no_argument, NULL, 'h' },
+		{ "plugin-timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct moe_verify_opts o = { .op_mask = 0, .profile_mask = 0, .depth = MOE_DEPTH_QUICK, .seed = 1,
@@ -100,6 +108,9 @@ int moe_cmd_verify(int argc, char **argv)
 	bool have_cases = false;
 	struct moe_vreport rep = { 0 };
 
+	/* a line at a time, so that output through a pipe is complete up to the last line whatever
+	 * happens later */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -163,6 +174,17 @@ int moe_cmd_verify(int argc, char **argv)
 				goto out;
 			}
 			o.jobs = (int)n;
+			break;
+		}
+		case 'T': {
+			char *end;
+			double t = strtod(optarg, &end);
+			if (end == optarg || *end || !(t > 0) || t > 1e6) {
+				fprintf(stderr, "moebench verify: --plugin-timeout %s is not a number of seconds in (0, 1e6]\n",
+					optarg);
+				goto out;
+			}
+			moe_isolate_set_timeout(t);
 			break;
 		}
 		case 'h':
@@ -247,6 +269,7 @@ int moe_cmd_verify(int argc, char **argv)
 		o.backend_arg = targets[i].arg;
 		o.op_mask = op_mask & targets[i].op_mask;
 		o.hide_declined = targets[i].op_mask != ~0u;
+		o.isolate = targets[i].plugin != NULL;
 		if (vectors) {
 			const size_t first = rep.n;
 			s = moe_vectors_check(vectors, targets[i].b, targets[i].b->name, o.op_mask, &rep);

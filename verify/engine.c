@@ -1,7 +1,9 @@
 /* The engine: for one backend, every selected op, every case (catalogue or explicit list), decide
  * SKIP (ISA unavailable, op not provided, problem declined by supports()) or run the case through
  * the op's runner, and aggregate the results per (op, backend, case group). The backend is only
- * ever used through its table; the oracle is always the reference backend and the f64 references. */
+ * ever used through its table; the oracle is always the reference backend and the f64 references.
+ * With o->isolate (plugins), every call into the backend's code, supports() included, happens in
+ * a child process (run_isolated.c): a crash, a hang or an exit there is a FAIL of its case. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,17 +123,25 @@ size_t moe_vreport_count(const struct moe_vreport *rep, enum moe_vstatus s)
 
 /* ---- running a backend ---- */
 
-static void skip_group(struct moe_vreport *rep, const char *bname, enum moe_op op, const char *why)
+/* A group "all" for the whole op: SKIP (not provided, ISA unavailable) or FAIL (the plugin's
+ * supports() crashed when asked about the op). */
+static void whole_op_group(struct moe_vreport *rep, const char *bname, enum moe_op op, enum moe_vstatus status,
+			   const char *why)
 {
 	struct moe_vcase c;
 	struct moe_vresult r;
 	moe_vcase_init(&c, op);
 	snprintf(c.group, sizeof c.group, "all");
 	moe_vresult_init(&r);
-	r.status = MOE_V_SKIP;
+	r.status = status;
 	snprintf(r.reason, sizeof r.reason, "%s", why);
 	moe_vreport_add(rep, bname, &c, &r);
 	rep->cases--;
+}
+
+static void skip_group(struct moe_vreport *rep, const char *bname, enum moe_op op, const char *why)
+{
+	whole_op_group(rep, bname, op, MOE_V_SKIP, why);
 }
 
 /* Why supports() declined: for routing, whether another profile of the same problem is taken. */
@@ -181,8 +191,8 @@ struct batch {
 	struct moe_vscratch *s;
 };
 
-static void run_one(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
-		    struct moe_vresult *r)
+void moe_vrun_one(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
+		  struct moe_vresult *r, void (*before_run)(void *ctx), void *ctx)
 {
 	struct moe_layer_params lp;
 	moe_vresult_init(r);
@@ -191,6 +201,8 @@ static void run_one(const struct moe_backend *b, const struct moe_vcase *c, stru
 		decline_reason(b, c, r->reason, sizeof r->reason);
 		return;
 	}
+	if (before_run)
+		before_run(ctx);
 	moe_vrun_case(b, c, s, r);
 }
 
@@ -198,7 +210,7 @@ static void *batch_worker(void *arg)
 {
 	struct batch *w = arg;
 	for (size_t i = (size_t)w->id; i < w->n; i += (size_t)w->jobs)
-		run_one(w->b, w->c[i], w->s, &w->r[i]);
+		moe_vrun_one(w->b, w->c[i], w->s, &w->r[i], NULL, NULL);
 	return NULL;
 }
 
@@ -211,12 +223,13 @@ enum moe_status moe_verify_backend(const struct moe_backend *b, enum moe_isa isa
 	struct moe_vscratch *s[MOE_MAX_JOBS] = { 0 };
 	const struct moe_vcase **pending = malloc(MOE_BATCH * sizeof *pending);
 	struct moe_vresult *res = malloc(MOE_BATCH * sizeof *res);
+	bool *ran = malloc(MOE_BATCH * sizeof *ran);
 	enum moe_status st = MOE_OK;
 	struct timespec t0, t1;
 	for (int j = 0; j < jobs; j++)
 		if (!(s[j] = moe_vscratch_new()))
 			st = MOE_ERR_NOMEM;
-	if (!pending || !res || st != MOE_OK) {
+	if (!pending || !res || !ran || st != MOE_OK) {
 		st = moe_fail(MOE_ERR_NOMEM, "verify: no memory for scratch buffers");
 		goto out;
 	}
@@ -234,7 +247,16 @@ enum moe_status moe_verify_backend(const struct moe_backend *b, enum moe_isa isa
 			print_op_groups(o, rep, first, barg);
 			continue;
 		}
-		if (!moe_backend_provides(b, (enum moe_op)op, NULL)) {
+		bool provides;
+		char why[160];
+		if (o->isolate && !moe_vprovides_isolated(b, (enum moe_op)op, &provides, why, sizeof why)) {
+			whole_op_group(rep, bname, (enum moe_op)op, MOE_V_FAIL, why);
+			print_op_groups(o, rep, first, barg);
+			continue;
+		}
+		if (!o->isolate)
+			provides = moe_backend_provides(b, (enum moe_op)op, NULL);
+		if (!provides) {
 			skip_group(rep, bname, (enum moe_op)op, "not provided");
 			print_op_groups(o, rep, first, barg);
 			continue;
@@ -250,22 +272,29 @@ enum moe_status moe_verify_backend(const struct moe_backend *b, enum moe_isa isa
 			for (; i < list->n && n < MOE_BATCH; i++)
 				if ((int)list->v[i].op == op)
 					pending[n++] = &list->v[i];
-			struct batch w[MOE_MAX_JOBS];
-			pthread_t th[MOE_MAX_JOBS];
-			int started = 0;
-			for (int j = 0; j < jobs; j++)
-				w[j] = (struct batch){ b, pending, res, n, jobs, j, s[j] };
-			for (int j = 1; j < jobs && n > (size_t)j; j++, started++)
-				if (pthread_create(&th[j - 1], NULL, batch_worker, &w[j]) != 0)
-					break;
-			batch_worker(&w[0]);
-			for (int j = 0; j < started; j++)
-				pthread_join(th[j], NULL);
-			/* a worker that could not start: its share runs here */
-			for (int j = started + 1; j < jobs && n > (size_t)j; j++)
-				batch_worker(&w[j]);
+			if (o->isolate) {
+				moe_vrun_isolated(b, pending, n, jobs, res, ran);
+			} else {
+				struct batch w[MOE_MAX_JOBS];
+				pthread_t th[MOE_MAX_JOBS];
+				int started = 0;
+				for (int j = 0; j < jobs; j++)
+					w[j] = (struct batch){ b, pending, res, n, jobs, j, s[j] };
+				for (int j = 1; j < jobs && n > (size_t)j; j++, started++)
+					if (pthread_create(&th[j - 1], NULL, batch_worker, &w[j]) != 0)
+						break;
+				batch_worker(&w[0]);
+				for (int j = 0; j < started; j++)
+					pthread_join(th[j], NULL);
+				/* a worker that could not start: its share runs here */
+				for (int j = started + 1; j < jobs && n > (size_t)j; j++)
+					batch_worker(&w[j]);
+				for (size_t k = 0; k < n; k++)
+					ran[k] = true;
+			}
 			for (size_t k = 0; k < n && st == MOE_OK; k++)
-				st = moe_vreport_add(rep, bname, pending[k], &res[k]);
+				if (ran[k])
+					st = moe_vreport_add(rep, bname, pending[k], &res[k]);
 		}
 		moe_vcase_list_free(&own);
 		print_op_groups(o, rep, first, barg);
@@ -277,5 +306,6 @@ out:
 		moe_vscratch_free(s[j]);
 	free(pending);
 	free(res);
+	free(ran);
 	return st;
 }

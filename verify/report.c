@@ -119,6 +119,9 @@ void moe_vreport_print_summary(FILE *f, const struct moe_vreport *rep)
 		(long long)rep->cases, rep->seconds, moe_vreport_count(rep, MOE_V_PASS),
 		moe_vreport_count(rep, MOE_V_FAIL), moe_vreport_count(rep, MOE_V_UNTRUSTED),
 		moe_vreport_count(rep, MOE_V_SKIP));
+	if (rep->nomem)
+		fprintf(f, "%lld case(s) could not get their memory and did not run: the verdict is incomplete "
+			"(their groups are UNTRUSTED)\n", (long long)rep->nomem);
 }
 
 /* JSON has no NaN or infinity: those become null. */

@@ -65,6 +65,18 @@ void moe_vresult_untrusted(struct moe_vresult *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+void moe_vresult_nomem(struct moe_vresult *r, const char *fmt, ...)
+{
+	va_list ap;
+	r->nomem = true;
+	if (r->status == MOE_V_FAIL || r->status == MOE_V_UNTRUSTED)
+		return;
+	r->status = MOE_V_UNTRUSTED;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	va_end(ap);
+}
+
 void moe_vname_list_add(char *list, size_t size, const char *names)
 {
 	const char *p = names;

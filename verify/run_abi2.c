@@ -170,7 +170,7 @@ void moe_vmt_route(const struct moe_backend *b, const struct moe_vcase *c, const
 	float *wn = moe_vscratch_get(s, 27, (size_t)n * sizeof(float));
 	void *ws = moe_vscratch_get(s, 28, moe_route_scratch_bytes(p->num_experts, p->n_group));
 	if (!ids1 || !w1 || !idsn || !wn || !ws) {
-		moe_vresult_untrusted(r, "route_mt: out of memory for T=%lld K=%lld", (long long)T, (long long)K);
+		moe_vresult_nomem(r, "route_mt: out of memory for T=%lld K=%lld", (long long)T, (long long)K);
 		return;
 	}
 	moe_vresult_ran(r, "route_mt 1/2/3 threads");
@@ -245,7 +245,7 @@ void moe_vmt_expert(const struct moe_backend *b, const struct moe_vcase *c, cons
 	void *ws = moe_vscratch_get(s, 26, wsb);
 	if (!y1 || !yn || !ws || wsb == SIZE_MAX) {
 		moe_backend_release(b, pk);
-		moe_vresult_untrusted(r, "%s: out of memory (workspace %zu bytes)", kind, wsb);
+		moe_vresult_nomem(r, "%s: out of memory (workspace %zu bytes)", kind, wsb);
 		return;
 	}
 	if (pk)
@@ -334,7 +334,7 @@ void moe_vmt_layer(const struct moe_backend *b, const struct moe_vcase *c, const
 	if (!ids1 || !idsn || !w1 || !wn || !y1 || !yn || !ws || wsb == SIZE_MAX) {
 		moe_backend_release(b, pk);
 		moe_backend_release(b, pks);
-		moe_vresult_untrusted(r, "%s: out of memory (workspace %zu bytes)", kind, wsb);
+		moe_vresult_nomem(r, "%s: out of memory (workspace %zu bytes)", kind, wsb);
 		return;
 	}
 	if (pk)

@@ -69,7 +69,7 @@ void moe_vcheck_quantize(const struct moe_backend *b, const struct moe_vcase *c,
 	qk.scales = ns ? moe_vscratch_get(s, 9, ns + MOE_GUARD_BYTES) : NULL;
 	qk.global_scale = c->q.global_scale;
 	if ((nd && !qk.data) || (ns && !qk.scales)) {
-		moe_vresult_untrusted(r, "out of memory for %zu + %zu bytes", nd, ns);
+		moe_vresult_nomem(r, "out of memory for %zu + %zu bytes", nd, ns);
 		return;
 	}
 	if (nd) {
@@ -107,7 +107,7 @@ void moe_vcheck_dequantize(const struct moe_backend *b, const struct moe_vcase *
 	const int64_t n = q->rows * q->cols;
 	unsigned char *xk = moe_vscratch_get(s, 8, (size_t)n * sizeof(float) + MOE_GUARD_BYTES);
 	if (!xk) {
-		moe_vresult_untrusted(r, "out of memory for %lld values", (long long)n);
+		moe_vresult_nomem(r, "out of memory for %lld values", (long long)n);
 		return;
 	}
 	memset(xk, 0xa5, (size_t)n * sizeof(float) + MOE_GUARD_BYTES);
@@ -153,7 +153,7 @@ void moe_vrun_codec(const struct moe_backend *b, const struct moe_vcase *c, stru
 	struct moe_qtensor q;
 	float *x;
 	if (!moe_vcodec_oracle(c, s, &x, &q)) {
-		moe_vresult_untrusted(r, "out of memory for %lld x %lld", (long long)c->T, (long long)c->q.cols);
+		moe_vresult_nomem(r, "out of memory for %lld x %lld", (long long)c->T, (long long)c->q.cols);
 		return;
 	}
 	if (c->op == MOE_OP_QUANTIZE) {
@@ -163,7 +163,7 @@ void moe_vrun_codec(const struct moe_backend *b, const struct moe_vcase *c, stru
 	const int64_t n = c->T * c->q.cols;
 	float *xr = moe_vscratch_get(s, 3, (size_t)n * sizeof(float));
 	if (!xr) {
-		moe_vresult_untrusted(r, "out of memory for %lld values", (long long)n);
+		moe_vresult_nomem(r, "out of memory for %lld values", (long long)n);
 		return;
 	}
 	moe_backend_reference()->dequantize(&q, xr);

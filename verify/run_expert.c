@@ -49,7 +49,7 @@ void moe_vcheck_expert(const struct moe_backend *b, const struct moe_vcase *c, c
 	float *y = moe_vscratch_get(s, 16, (size_t)(n + MOE_GUARD) * sizeof(float));
 	void *ws = moe_vscratch_get(s, 17, wsb);
 	if (!y || !ws) {
-		moe_vresult_untrusted(r, "out of memory (workspace %zu bytes)", wsb);
+		moe_vresult_nomem(r, "out of memory (workspace %zu bytes)", wsb);
 		return;
 	}
 	for (int64_t i = 0; i < n + MOE_GUARD; i++)
@@ -91,7 +91,7 @@ void moe_vrun_expert(const struct moe_backend *b, const struct moe_vcase *c, str
 	double *y_ref = moe_vscratch_get(s, 1, (size_t)n * sizeof(double));
 	double *bound = moe_vscratch_get(s, 2, (size_t)n * sizeof(double));
 	if (!x || !y_ref || !bound) {
-		moe_vresult_untrusted(r, "out of memory for M=%lld H=%lld", (long long)p.tokens, (long long)p.hidden);
+		moe_vresult_nomem(r, "out of memory for M=%lld H=%lld", (long long)p.tokens, (long long)p.hidden);
 		return;
 	}
 	moe_gen_expert_x(c, c->seed, p.tokens, p.hidden, x);

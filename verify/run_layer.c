@@ -65,7 +65,7 @@ bool moe_vjudge_layer(const struct moe_vcase *c, const struct moe_layer_params *
 	double *bound = moe_vscratch_get(s, 20, (size_t)(T * H) * sizeof(double));
 	void *rws = moe_vscratch_get(s, 21, moe_route_scratch_bytes(E, rp.n_group));
 	if (!y_ref || !bound || !rws) {
-		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
+		moe_vresult_nomem(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
 		return false;
 	}
 	moe_route_compare(&rp, T, L32, b32, ids_r, w_r, ids_k, w_k, rws, r);
@@ -96,7 +96,7 @@ void moe_vcheck_layer(const struct moe_backend *b, const struct moe_vcase *c, co
 	float *y = moe_vscratch_get(s, 18, (size_t)(T * H + MOE_GUARD) * sizeof(float));
 	void *ws = moe_vscratch_get(s, 22, moe_layer_workspace_bytes(&lp));
 	if (!ids_k || !w_k || !y || !ws) {
-		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
+		moe_vresult_nomem(r, "out of memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
 		return;
 	}
 	for (int64_t i = 0; i < T * K + MOE_GUARD; i++) {
@@ -179,7 +179,7 @@ void moe_vrun_layer(const struct moe_backend *b, const struct moe_vcase *c, stru
 	struct moe_vlayer_inputs in;
 	struct moe_expert_weights *ew;
 	if (!moe_gen_layer_inputs(c, s, &in)) {
-		moe_vresult_untrusted(r, "out of memory for T=%lld E=%d", (long long)c->T, c->route.num_experts);
+		moe_vresult_nomem(r, "out of memory for T=%lld E=%d", (long long)c->T, c->route.num_experts);
 		return;
 	}
 	if (moe_gen_layer_weights(c, &ew) != MOE_OK) {

@@ -19,7 +19,7 @@ void moe_vcheck_norm(const struct moe_backend *b, const struct moe_vcase *c, con
 	float *w32 = moe_vscratch_get(s, 11, (size_t)C * sizeof(float));
 	double *bound = moe_vscratch_get(s, 12, (size_t)C * sizeof(double));
 	if (!y || !y32 || !x32 || !w32 || !bound) {
-		moe_vresult_untrusted(r, "out of memory for %lld x %lld", (long long)R, (long long)C);
+		moe_vresult_nomem(r, "out of memory for %lld x %lld", (long long)R, (long long)C);
 		return;
 	}
 	memset(y, 0xa5, (size_t)n * osz + guard);
@@ -77,7 +77,7 @@ void moe_vrun_norm(const struct moe_backend *b, const struct moe_vcase *c, struc
 	void *w = moe_vscratch_get(s, 3, (size_t)C * moe_storage_size(p->weight_dtype));
 	double *y_ref = moe_vscratch_get(s, 4, (size_t)n * sizeof(double));
 	if (!x32 || !w32 || !x || !w || !y_ref) {
-		moe_vresult_untrusted(r, "out of memory for %lld x %lld", (long long)R, (long long)C);
+		moe_vresult_nomem(r, "out of memory for %lld x %lld", (long long)R, (long long)C);
 		return;
 	}
 	moe_gen_norm(c, x32, w32);

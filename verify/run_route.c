@@ -21,7 +21,7 @@ void moe_vcheck_route(const struct moe_backend *b, const struct moe_vcase *c, co
 	float *w_k = moe_vscratch_get(s, 9, (size_t)n * sizeof(float));
 	void *ws = moe_vscratch_get(s, 10, moe_route_scratch_bytes(p->num_experts, p->n_group));
 	if (!ids_k || !w_k || !ws) {
-		moe_vresult_untrusted(r, "out of memory for T=%lld K=%lld", (long long)T, (long long)K);
+		moe_vresult_nomem(r, "out of memory for T=%lld K=%lld", (long long)T, (long long)K);
 		return;
 	}
 	for (int64_t i = 0; i < n; i++) {
@@ -77,7 +77,7 @@ void moe_vrun_route(const struct moe_backend *b, const struct moe_vcase *c, stru
 	int32_t *ids_r = moe_vscratch_get(s, 4, (size_t)(T * K) * sizeof(int32_t));
 	float *w_r = moe_vscratch_get(s, 5, (size_t)(T * K) * sizeof(float));
 	if (!L32 || !logits || !ids_r || !w_r || (p->bias_dtype != MOE_DTYPE_NONE && (!b32 || !bias))) {
-		moe_vresult_untrusted(r, "out of memory for T=%lld E=%lld", (long long)T, (long long)E);
+		moe_vresult_nomem(r, "out of memory for T=%lld E=%lld", (long long)T, (long long)E);
 		return;
 	}
 	moe_gen_route(c, L32, b32);

@@ -101,6 +101,19 @@ void moe_vran(const struct moe_backend *b, enum moe_op op, const void *problem, 
 void moe_vran_layer(const struct moe_backend *b, const struct moe_layer_params *lp, const int32_t *ids,
 		    struct moe_vresult *r);
 
+/* One case as the engine runs it: SKIP with the reason when supports() declines the problem, else
+ * before_run(ctx) (when not NULL) and the op's runner. */
+void moe_vrun_one(const struct moe_backend *b, const struct moe_vcase *c, struct moe_vscratch *s,
+		  struct moe_vresult *r, void (*before_run)(void *ctx), void *ctx);
+/* The same for cases c[0..n) of one op, in child processes (verify/run_isolated.c): r[k] for every
+ * case with ran[k] true. A case whose child crashed, aborted, hung past the timeout or exited is a
+ * FAIL saying so; the later cases of its group are not run (ran[k] false). jobs: threads per child. */
+void moe_vrun_isolated(const struct moe_backend *b, const struct moe_vcase *const *c, size_t n, int jobs,
+		       struct moe_vresult *r, bool *ran);
+/* Whether b provides op at all (moe_backend_provides(b, op, NULL), which calls supports()), asked in
+ * a child process; on a crash false with how the child ended in why[size]. */
+bool moe_vprovides_isolated(const struct moe_backend *b, enum moe_op op, bool *provides, char *why, size_t size);
+
 /* Bytes per element of a storage dtype (F32 4, BF16 2, NONE 0). */
 size_t moe_storage_size(enum moe_dtype t);
 /* Stores fp32 values in a storage dtype (F32 copy, BF16 by RNE) and back. */

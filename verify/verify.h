@@ -235,6 +235,8 @@ struct moe_verify_opts {
 	int jobs;                /* worker threads (<= 1: run in the calling thread) */
 	bool hide_declined;      /* do not log groups whose every case supports() declined (for
 				  * single-variant tables, which decline every other format) */
+	bool isolate;            /* run the backend's code in child processes (plugins; isolate.h for
+				  * the timeout): a crash, hang or exit in it is a FAIL of its case */
 };
 
 /* Runs every selected case on backend b and adds the results to rep. `isa` is the ISA b's kernels
