@@ -1,7 +1,9 @@
 /* `moebench verify`: run the conformance engine on built-in backends or plugins and report one line
  * per (op, backend, case group), the details and a repro command for every FAIL, a summary table
  * and optionally the full report as JSON. Exit status: 0 when nothing FAILs, 1 on any FAIL, 2 on a
- * usage error or bad input (unknown backend, unloadable plugin, malformed cases or vector file). */
+ * usage error or bad input (unknown backend, unloadable plugin, malformed cases or vector file), 3 when
+ * no case FAILed but some could not get their memory and did not run (the verdict is incomplete). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,6 +58,7 @@ static void usage(FILE *f)
 		"ISA unavailable, profile or problem not supported) per case group, with the worst ULP\n"
 		"distance / its budget, the worst error/bound ratio and the near-tie count. Every FAIL\n"
 		"prints a command reproducing the case and its first mismatches.\n"
+		"A case that cannot get its memory did not run: exit status 3 unless something FAILs.\n"
 		"Plugins run in child processes: a kernel or supports() that crashes, aborts, hangs or\n"
 		"calls exit() FAILs its case (the line says which signal or status) and the run goes on\n"
 		"with the next case group; one that fails while loading is refused (exit status 2).\n"
@@ -139,9 +142,10 @@ int moe_cmd_verify(int argc, char **argv)
 		case 'f': o.depth = MOE_DEPTH_FULL; break;
 		case 's': {
 			char *end;
+			errno = 0;
 			o.seed = strtoull(optarg, &end, 0);
-			if (end == optarg || *end || optarg[0] == '-') {
-				fprintf(stderr, "moebench verify: --seed %s is not an unsigned integer\n", optarg);
+			if (end == optarg || *end || optarg[0] == '-' || errno == ERANGE) {
+				fprintf(stderr, "moebench verify: --seed %s is not an unsigned 64-bit integer\n", optarg);
 				goto out;
 			}
 			break;
@@ -289,6 +293,11 @@ int moe_cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	rc = moe_vreport_count(&rep, MOE_V_FAIL) ? 1 : 0;
+	if (!rc && rep.nomem) {
+		fprintf(stderr, "moebench verify: %lld case(s) could not get their memory and did not run\n",
+			(long long)rep.nomem);
+		rc = 3;
+	}
 out:
 	for (int i = 0; i < ntargets; i++)
 		if (targets[i].plugin)

@@ -84,6 +84,7 @@ enum moe_status moe_vreport_add(struct moe_vreport *rep, const char *bname, cons
 	if (!g)
 		return moe_fail(MOE_ERR_NOMEM, "verify: no memory for the report");
 	rep->cases++;
+	rep->nomem += r->nomem;
 	g->n[r->status]++;
 	if (r->status == MOE_V_SKIP) {
 		if (!g->skip_reason[0])

@@ -121,6 +121,7 @@ struct moe_vresult {
 	int64_t total_mis;         /* all mismatches */
 	struct moe_vmismatch mis[MOE_V_MAX_MISMATCH];
 	char ran[96];              /* which built-in variant(s) ran the case, where knowable ("" else) */
+	bool nomem;                /* the case could not get its memory and did not run */
 };
 
 void moe_vresult_init(struct moe_vresult *r);
@@ -136,6 +137,9 @@ void moe_vname_list_add(char *list, size_t size, const char *names);
 void moe_vresult_ran(struct moe_vresult *r, const char *name);
 /* Marks untrusted (unless already FAIL) with a reason. */
 void moe_vresult_untrusted(struct moe_vresult *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The case could not get its memory: UNTRUSTED with the reason, and counted in the report's nomem,
+ * which makes `verify` exit non-zero (a case that did not run proves nothing). */
+void moe_vresult_nomem(struct moe_vresult *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- tolerances (verify/tolerance.c) ---- */
 
@@ -214,6 +218,7 @@ struct moe_vreport {
 	struct moe_vgroup *g;
 	size_t n, cap;
 	int64_t cases;
+	int64_t nomem;           /* cases that could not get their memory (moe_vresult_nomem) */
 	double seconds;
 };
 
