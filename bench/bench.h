@@ -223,6 +223,7 @@ struct moe_bench_result {
 	char note[160];       /* what the reader should know about this row (e.g. why not packed) */
 	double axis;          /* T, M or rows: the scaling plot's x */
 	bool skipped;
+	bool failed;          /* skipped because the plugin crashed, hung or exited in its child */
 	char error[256];
 	struct moe_bench_timing t;
 	struct moe_bench_summary real, cpu;
@@ -399,6 +400,7 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 struct moe_bench_backend_ref {
 	const struct moe_backend *b;
 	bool whole; /* a whole registry table: its variants, else the reference (registry.h) */
+	bool isolate; /* a plugin: its code runs in child processes (verify/isolate.h) */
 };
 
 /* Runs every case on every backend that provides it, appending to out. Stops early (keeping what

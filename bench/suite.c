@@ -17,6 +17,8 @@
  * skips a benchmark whose single call is predicted over the budget; otherwise the first call runs
  * and moe_bench_measure decides from its real time: it cuts the repetitions of long calls to fit
  * (down to MOE_BENCH_FLOOR_REPS) or skips with the reason when even that floor does not fit.
+ * Plugins (backends[k].isolate): their supports(), pack and calls run in child processes (see
+ * "plugins in a child process" below); one that crashes, hangs or exits is an error row.
  * SIGINT only sets a flag (async-signal-safe); it is checked between benchmarks, so the current
  * one finishes and everything measured so far is written. A second Ctrl-C kills as usual. */
 #include <math.h>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "isolate.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -149,6 +152,169 @@ static void body(void *arg, int tid, int64_t iters)
 		in->impl->call(in->inst[tid], in->b, in->th);
 }
 
+/* What measuring one backend on one case gave, beside the result row. */
+struct measured {
+	bool measured;      /* false: pack failed (the row says why), nothing timed */
+	enum moe_status s;  /* of moe_bench_measure */
+	enum moe_status fatal; /* an error that ends the suite (MOE_OK: none) */
+};
+
+/* Pack (prepare) for in->b, time it with body_fn(barg, ...), unpack: fills e (pack columns,
+ * timing, or skipped with the reason) and m. */
+static void measure_one(struct instances *in, struct moe_bench_pool *pool, const struct moe_bench_config *cfg,
+			moe_bench_body_fn *body_fn, void *barg, struct moe_bench_result *e, struct measured *m)
+{
+	const int threads = moe_bench_pool_threads(pool);
+	enum moe_status s = MOE_OK;
+	*m = (struct measured){ false, MOE_OK, MOE_OK };
+	e->pack_ns = e->packed_bytes = NAN;
+	if (in->impl->prepare) {
+		memset(in->pack, 0, sizeof in->pack);
+		moe_bench_pool_run(pool, prepare_one, in);
+		for (int t = 0; t < threads && s == MOE_OK; t++)
+			if ((s = in->status[t]) != MOE_OK) {
+				e->skipped = true;
+				snprintf(e->error, sizeof e->error, "%s", in->error[t]);
+			}
+		if (s != MOE_OK) {
+			moe_bench_pool_run(pool, unprepare_one, in);
+			if (s != MOE_ERR_UNSUPPORTED && s != MOE_ERR_NOMEM)
+				m->fatal = s;
+			return;
+		}
+		e->packed = in->pack[0].packed;
+		if (e->packed) {
+			e->pack_ns = in->pack[0].ns;
+			e->packed_bytes = in->pack[0].bytes;
+		}
+		snprintf(e->note, sizeof e->note, "%s", in->pack[0].note);
+	}
+	s = moe_bench_measure(pool, body_fn, barg, cfg, &e->t);
+	if (in->impl->unprepare)
+		moe_bench_pool_run(pool, unprepare_one, in);
+	if (s != MOE_OK) {
+		e->skipped = true;
+		snprintf(e->error, sizeof e->error, "%s", moe_last_error());
+		if (s != MOE_ERR_UNSUPPORTED)
+			m->fatal = s;
+	}
+	m->measured = true;
+	m->s = s;
+}
+
+/* ---- plugins in a child process (verify/isolate.h) ----
+ * A plugin's pack and calls run in a fork of this process: the case's instances are there (copy on
+ * write), the threads are not, so the child makes its own pools of the same sizes. It sends a
+ * heartbeat after every batch of calls, so the timeout bounds one call, not the benchmark, then
+ * the row and the outcome. A child that crashes, hangs or exits gives an error row instead. */
+struct isolated_job {
+	struct instances *in;
+	struct moe_bench_pool *pool;
+	const struct moe_bench_config *cfg;
+	struct moe_bench_result *e;
+	int fd;
+};
+
+struct isolated_reply {
+	char tag; /* 'R' */
+	struct measured m;
+	struct moe_bench_result e;
+};
+
+static void heartbeat_body(void *arg, int tid, int64_t iters)
+{
+	struct isolated_job *j = arg;
+	body(j->in, tid, iters);
+	if (tid == 0)
+		moe_child_send(j->fd, "h", 1);
+}
+
+static void isolated_child(void *arg, int fd)
+{
+	struct isolated_job *j = arg;
+	struct isolated_reply *r = calloc(1, sizeof *r);
+	struct moe_bench_pool *pool = NULL;
+	struct moe_pool *mp = NULL;
+	j->fd = fd;
+	if (!r || moe_bench_pool_create(moe_bench_pool_threads(j->pool), &pool) != MOE_OK)
+		return; /* no answer: the parent reports the child ended early */
+	if (j->in->th->count > 1) {
+		int cpus[256];
+		const int n = j->in->th->count < 256 ? j->in->th->count : 256;
+		moe_bench_pick_cpus(n, cpus);
+		if (moe_pool_create(n, cpus, &mp) != MOE_OK)
+			return;
+		moe_pool_pin_caller(mp);
+		j->in->th = moe_pool_threads(mp);
+	}
+	r->e = *j->e;
+	measure_one(j->in, pool, j->cfg, heartbeat_body, j, &r->e, &r->m);
+	r->tag = 'R';
+	moe_child_send(fd, r, sizeof *r);
+}
+
+static void measure_isolated(struct instances *in, struct moe_bench_pool *pool, const struct moe_bench_config *cfg,
+			     struct moe_bench_result *e, struct measured *m)
+{
+	struct isolated_job j = { in, pool, cfg, e, -1 };
+	struct isolated_reply *r = malloc(sizeof *r);
+	struct moe_child ch;
+	*m = (struct measured){ false, MOE_OK, MOE_OK };
+	e->pack_ns = e->packed_bytes = NAN;
+	if (!r || moe_child_start(&ch, isolated_child, &j, 0) != MOE_OK) {
+		e->skipped = e->failed = true;
+		snprintf(e->error, sizeof e->error, "%s", r ? moe_last_error() : "no memory");
+		free(r);
+		return;
+	}
+	char tag = 0;
+	int rc;
+	while ((rc = moe_child_recv(&ch, &tag, 1)) == 1 && tag == 'h')
+		;
+	if (rc == 1)
+		rc = tag == 'R' ? moe_child_recv(&ch, (char *)r + 1, sizeof *r - 1) : 0;
+	char how[128];
+	moe_child_end(&ch, rc != 1, how, sizeof how);
+	if (rc == 1) {
+		*e = r->e;
+		*m = r->m;
+	} else {
+		e->skipped = e->failed = true;
+		snprintf(e->error, sizeof e->error, "plugin %s: %s", strstr(how, "no answer") ? "hung" :
+			 strstr(how, "exited") ? "ended the process" : "crashed", how);
+	}
+	free(r);
+}
+
+struct provides_job {
+	const struct moe_backend *b;
+	enum moe_op op;
+	const void *problem;
+};
+
+static void provides_child(void *arg, int fd)
+{
+	const struct provides_job *j = arg;
+	const char yes = moe_backend_provides(j->b, j->op, j->problem) ? 1 : 0;
+	moe_child_send(fd, &yes, 1);
+}
+
+/* moe_backend_provides in a child; a crash in supports() leaves true with the reason in why. */
+static bool provides_isolated(const struct moe_backend *b, enum moe_op op, const void *problem, char *why,
+			      size_t size)
+{
+	struct provides_job j = { b, op, problem };
+	char yes = 0, how[128];
+	why[0] = '\0';
+	if (!moe_backend_slot(b, op))
+		return false;
+	if (!moe_isolate_call(provides_child, &j, &yes, 1, how, sizeof how)) {
+		snprintf(why, size, "plugin failed in supports(): %s", how);
+		return true;
+	}
+	return yes != 0;
+}
+
 /* Best rate (work per ns) a backend reached in a group so far. */
 struct rate {
 	char group[192];
@@ -244,6 +410,8 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 		const struct moe_bench_case *c = &cases[ci];
 		const void *problem = moe_bench_case_problem(c);
 		const struct moe_backend *run[64];
+		bool run_iso[64];
+		char run_why[64][200];
 		size_t nrun = 0;
 		bool ref_dispatched = false;
 		for (size_t k = 0; k < nbackends && nrun < 64; k++) {
@@ -255,7 +423,12 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 			bool dup = false;
 			for (size_t j = 0; j < nrun && !dup; j++)
 				dup = moe_backend_slot(run[j], c->op) == moe_backend_slot(b, c->op) && run[j]->supports == b->supports;
-			if (!dup && moe_backend_provides(b, c->op, problem))
+			if (dup)
+				continue;
+			run_why[nrun][0] = '\0';
+			run_iso[nrun] = backends[k].isolate;
+			if (backends[k].isolate ? provides_isolated(b, c->op, problem, run_why[nrun], sizeof run_why[nrun])
+						: moe_backend_provides(b, c->op, problem))
 				run[nrun++] = b;
 		}
 		if (nrun == 0)
@@ -301,6 +474,11 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 				status = moe_fail(MOE_ERR_NOMEM, "bench: no memory for results");
 				break;
 			}
+			if (run_why[k][0]) { /* supports() failed in its child */
+				e->skipped = e->failed = true;
+				snprintf(e->error, sizeof e->error, "%.200s", run_why[k]);
+				continue;
+			}
 			e->cost = cost;
 			e->dispatched = moe_backend_slot(run[k], c->op) == moe_backend_slot(moe_backend_dispatched(), c->op) ||
 					(ref_dispatched && run[k] == moe_backend_reference());
@@ -316,38 +494,16 @@ enum moe_status moe_bench_run_suite(const struct moe_bench_case *cases, size_t n
 				}
 			}
 			in->b = run[k];
-			e->pack_ns = e->packed_bytes = NAN;
-			if (in->impl->prepare) {
-				memset(in->pack, 0, sizeof in->pack);
-				moe_bench_pool_run(pool, prepare_one, in);
-				s = MOE_OK;
-				for (int t = 0; t < threads && s == MOE_OK; t++)
-					if ((s = in->status[t]) != MOE_OK) {
-						e->skipped = true;
-						snprintf(e->error, sizeof e->error, "%s", in->error[t]);
-					}
-				if (s != MOE_OK) {
-					moe_bench_pool_run(pool, unprepare_one, in);
-					if (s != MOE_ERR_UNSUPPORTED && s != MOE_ERR_NOMEM)
-						status = s;
-					continue;
-				}
-				e->packed = in->pack[0].packed;
-				if (e->packed) {
-					e->pack_ns = in->pack[0].ns;
-					e->packed_bytes = in->pack[0].bytes;
-				}
-				snprintf(e->note, sizeof e->note, "%s", in->pack[0].note);
-			}
-			s = moe_bench_measure(pool, body, in, &o->cfg, &e->t);
-			if (in->impl->unprepare)
-				moe_bench_pool_run(pool, unprepare_one, in);
-			if (s != MOE_OK) {
-				e->skipped = true;
-				snprintf(e->error, sizeof e->error, "%s", moe_last_error());
-				if (s != MOE_ERR_UNSUPPORTED)
-					status = s;
-			}
+			struct measured m;
+			if (run_iso[k])
+				measure_isolated(in, pool, &o->cfg, e, &m);
+			else
+				measure_one(in, pool, &o->cfg, body, in, e, &m);
+			if (m.fatal != MOE_OK)
+				status = moe_fail(m.fatal, "%s", e->error);
+			if (!m.measured)
+				continue;
+			s = m.s;
 			e->counters_valid = counters;
 			double first = s == MOE_OK ? moe_bench_median(e->t.real_ns, (size_t)e->t.reps) : e->t.first_call_ns;
 			if (work > 0 && first > 0 && (r = rate_for(&rates, c->group, run[k]->name, true)))

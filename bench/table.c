@@ -64,7 +64,7 @@ void moe_bench_print_table(FILE *f, const struct moe_bench_results *r)
 		snprintf(name, sizeof name, "%s%s", strncmp(e->backend, "moe_", 4) ? e->backend : e->backend + 4,
 			 e->dispatched ? "*" : "");
 		if (e->skipped) {
-			fprintf(f, "%-52s %-20s skipped: %s\n", key, name, e->error);
+			fprintf(f, "%-52s %-20s %s: %s\n", key, name, e->failed ? "FAILED" : "skipped", e->error);
 			continue;
 		}
 		val(e->weight_gbps, "%.2f", wgb, sizeof wgb);

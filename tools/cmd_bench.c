@@ -16,6 +16,7 @@
 
 #include "bench.h"
 #include "commands.h"
+#include "isolate.h"
 #include "plugin.h"
 
 #define MOE_MAX_PLUGINS 8
@@ -69,8 +70,13 @@ static void usage(FILE *f)
 		"                     else ~/.cache/moebench/calibration.json)\n"
 		"  --no-calibrate     do not measure the ceilings when the cache is missing (no roofline)\n"
 		"  --list             print the benchmark cases and exit\n"
-		"  --machine-name     print the machine's short name (results/<machine>-<date>) and exit\n",
-		MOE_BENCH_MIN_REPS, MOE_BENCH_MAX_REPS, MOE_BENCH_FLOOR_REPS, MOE_BENCH_FLOOR_REPS, MOE_SOURCE_DIR);
+		"  --machine-name     print the machine's short name (results/<machine>-<date>) and exit\n"
+		"  --plugin-timeout S seconds one call of a plugin (or its load) may take before it is killed\n"
+		"                     (default %g). Plugins run in child processes: one that crashes, hangs or\n"
+		"                     exits gives a FAILED row with the signal or status, the run goes on, and\n"
+		"                     the exit status is 1\n",
+		MOE_BENCH_MIN_REPS, MOE_BENCH_MAX_REPS, MOE_BENCH_FLOOR_REPS, MOE_BENCH_FLOOR_REPS, MOE_SOURCE_DIR,
+		MOE_ISOLATE_DEFAULT_TIMEOUT);
 }
 
 static bool parse_double(const char *s, double *out)
@@ -221,7 +227,8 @@ static void load_calibration(const char *path_opt, bool may_calibrate, const str
 int moe_cmd_bench(int argc, char **argv)
 {
 	enum { O_MIN_TIME = 256, O_BUDGET, O_COLD, O_WARM, O_QUICK, O_JSON, O_CSV, O_OUT, O_NO_BASE, O_NO_TORCH,
-	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS, O_COPIES, O_SCALING };
+	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS, O_COPIES, O_SCALING,
+	       O_PLUGIN_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "op", required_argument, NULL, 'o' },
 		{ "model", required_argument, NULL, 'm' }, { "shape", required_argument, NULL, 's' },
@@ -237,6 +244,7 @@ int moe_cmd_bench(int argc, char **argv)
 		{ "method", required_argument, NULL, O_METHOD }, { "profile", required_argument, NULL, O_PROFILE },
 		{ "logits", required_argument, NULL, O_LOGITS }, { "copies", required_argument, NULL, O_COPIES },
 		{ "scaling", no_argument, NULL, O_SCALING },
+		{ "plugin-timeout", required_argument, NULL, O_PLUGIN_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct moe_bench_options o = { .cfg = { .min_time = 0.02, .reps = 7, .threads = 1, .copies = 1, .budget = 20 } };
@@ -246,6 +254,8 @@ int moe_cmd_bench(int argc, char **argv)
 	size_t nbackend_args = 0, nmodels = 0;
 	bool baselines = true, torch = true, calibrate = true, machine_only = false;
 	int c;
+	/* a line at a time: piped output is complete up to the last line whatever happens later */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -358,6 +368,14 @@ int moe_cmd_bench(int argc, char **argv)
 			}
 			o.route_logits = strcmp(optarg, "bf16") == 0 ? MOE_DTYPE_BF16 : MOE_DTYPE_F32;
 			break;
+		case O_PLUGIN_TIMEOUT:
+			if (!parse_double(optarg, &d) || !(d > 0) || d > 1e6) {
+				fprintf(stderr, "moebench bench: --plugin-timeout %s is not a number of seconds in (0, 1e6]\n",
+					optarg);
+				return 2;
+			}
+			moe_isolate_set_timeout(d);
+			break;
 		case 'h': usage(stdout); return 0;
 		default:
 			fprintf(stderr, "moebench bench: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
@@ -425,7 +443,7 @@ int moe_cmd_bench(int argc, char **argv)
 	int rc = 0;
 	const enum moe_isa hw = moe_isa_hardware();
 	if (baselines || nbackend_args == 0)
-		backends[nb++] = (struct moe_bench_backend_ref){ moe_backend_reference(), false };
+		backends[nb++] = (struct moe_bench_backend_ref){ moe_backend_reference(), false, false };
 	for (size_t i = 0; i < nbackend_args && rc == 0; i++) {
 		const struct moe_backend *b = NULL;
 		bool whole = false;
@@ -456,7 +474,7 @@ int moe_cmd_bench(int argc, char **argv)
 		for (size_t k = 0; k < nb; k++)
 			dup |= backends[k].b == b;
 		if (!dup && nb < 63)
-			backends[nb++] = (struct moe_bench_backend_ref){ b, whole };
+			backends[nb++] = (struct moe_bench_backend_ref){ b, whole, moe_plugin_is_path(backend_args[i]) };
 	}
 	/* Default: every single-variant table this CPU runs (so every optimized kernel is measured, not
 	 * only the one dispatch picks), then the table dispatch picks; the suite skips a slot already
@@ -466,19 +484,19 @@ int moe_cmd_bench(int argc, char **argv)
 		if (bi->op == MOE_OP_COUNT)
 			continue;
 		if (bi->isa <= hw)
-			backends[nb++] = (struct moe_bench_backend_ref){ bi->table, false };
+			backends[nb++] = (struct moe_bench_backend_ref){ bi->table, false, false };
 		else
 			fprintf(stderr, "bench: skipping %s (needs %s, this CPU has %s)\n", bi->table->name,
 				moe_isa_name(bi->isa), moe_isa_name(hw));
 	}
 	if (nbackend_args == 0 && moe_backend_dispatched() != moe_backend_reference())
-		backends[nb++] = (struct moe_bench_backend_ref){ moe_backend_dispatched(), true };
+		backends[nb++] = (struct moe_bench_backend_ref){ moe_backend_dispatched(), true, false };
 	if (baselines && nb < 64)
-		backends[nb++] = (struct moe_bench_backend_ref){ moe_bench_baseline_openblas(), false };
+		backends[nb++] = (struct moe_bench_backend_ref){ moe_bench_baseline_openblas(), false, false };
 	const struct moe_backend *ggml[2] = { moe_bench_baseline_ggml_bf16(), moe_bench_baseline_ggml_q4_0() };
 	for (int i = 0; i < 2 && baselines && nb < 64; i++)
 		if (ggml[i])
-			backends[nb++] = (struct moe_bench_backend_ref){ ggml[i], false };
+			backends[nb++] = (struct moe_bench_backend_ref){ ggml[i], false, false };
 
 	struct moe_bench_results results = { 0 };
 	struct moe_bench_pool *pool = NULL;
@@ -595,6 +613,9 @@ int moe_cmd_bench(int argc, char **argv)
 		rc = 1;
 	}
 	moe_bench_print_table(stdout, &results);
+	for (size_t i = 0; i < results.n && rc == 0; i++)
+		if (results.v[i].failed)
+			rc = 1;
 	if (moe_bench_interrupted())
 		rc = 130;
 out:
