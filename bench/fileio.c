@@ -3,7 +3,8 @@
  * Atomic write: the content goes to a mkstemp file in the target's directory (rename is atomic
  * only within one file system), which is flushed and fsync'ed before rename(2) puts it in place;
  * readers see the old file or the complete new one, never a prefix, even after Ctrl-C or a crash
- * mid-write. Any failure unlinks the temporary. */
+ * mid-write. Any failure unlinks the temporary. A target that exists and is not a regular file
+ * (/dev/stdout, a FIFO) is written in place instead. Failures name the path and the reason. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,27 @@
 #include "bench.h"
 #include "moe/memory.h"
 
+/* A target that exists and is not a regular file (/dev/stdout, a FIFO, /dev/full, a link to one) is
+ * written in place: renaming over it would replace the device node or the link. */
+static enum moe_status write_in_place(const char *path, moe_bench_writer_fn *write, void *ctx)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return moe_fail(MOE_ERR_IO, "write %s: cannot open: %s", path, strerror(errno));
+	enum moe_status s = write(f, ctx);
+	if (s == MOE_OK && (fflush(f) != 0 || ferror(f)))
+		s = moe_fail(MOE_ERR_IO, "write %s: %s", path, strerror(errno ? errno : EIO));
+	if (fclose(f) != 0 && s == MOE_OK)
+		s = moe_fail(MOE_ERR_IO, "write %s: %s", path, strerror(errno));
+	return s;
+}
+
 enum moe_status moe_bench_write_atomic(const char *path, moe_bench_writer_fn *write, void *ctx)
 {
 	char tmp[4096];
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return write_in_place(path, write, ctx);
 	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
 		return moe_fail(MOE_ERR_IO, "write %s: path too long", path);
 	int fd = mkstemp(tmp);

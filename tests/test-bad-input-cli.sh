@@ -71,6 +71,32 @@ expect 2 "compare with an infinite median (B)" "$mb" compare "$work/a.json" "$wo
 expect 2 "compare with a negative bytes_per_call" "$mb" compare "$work/neg.json" "$work/a.json"
 says "bytes_per_call"
 
+# output-writing failures name the path and the reason
+one='norm kind=rmsnorm rows=1 cols=8 eps=1e-6 in=f32 w=f32 out=f32 gen=normal seed=1'
+expect 2 "verify --json into a missing folder" "$mb" verify --backend ref --op norm --case "$one" --json "$work/no/dir/r.json"
+says "$work/no/dir/r.json"
+says "No such file or directory"
+# a device is written in place (a link to /dev/full here: the old writer renamed its temporary over
+# the link, and as root would have replaced /dev/full itself)
+ln -s /dev/full "$work/full.json"
+expect 2 "verify --json into /dev/full" "$mb" verify --backend ref --op norm --case "$one" --json "$work/full.json"
+says "$work/full.json"
+says "No space left on device"
+[ -L "$work/full.json" ] || { echo "FAILED: the link to /dev/full was replaced"; fails=$((fails + 1)); }
+[ -c /dev/full ] || { echo "FAILED: /dev/full is no longer a device"; fails=$((fails + 1)); }
+expect 2 "vectors export under a file" "$mb" vectors export --out /dev/full/vec --op norm
+says "/dev/full/vec"
+if [ "$(id -u)" -ne 0 ]; then
+	mkdir -p "$work/ro" && chmod 555 "$work/ro"
+	expect 2 "verify --json into a read-only folder" "$mb" verify --backend ref --op norm --case "$one" --json "$work/ro/r.json"
+	says "Permission denied"
+	expect 2 "vectors export into a read-only folder" "$mb" vectors export --out "$work/ro" --op norm
+	says "Permission denied"
+	chmod 755 "$work/ro"
+else
+	echo "skipped: read-only folder checks (running as root, which writes anyway)"
+fi
+
 if [ "$fails" -ne 0 ]; then
 	echo "$fails check(s) failed"
 	exit 1

@@ -3,9 +3,11 @@
  * atomic writer (a failed write leaves neither a partial file nor a temporary). */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -261,6 +263,30 @@ START_TEST(test_atomic_write)
 }
 END_TEST
 
+/* A target that is a device (here a link to /dev/full) is written in place: the old writer renamed
+ * its temporary over the link (as root over /dev/full itself) and reported success. */
+START_TEST(test_atomic_write_device)
+{
+	struct stat st;
+	char path[256];
+	if (stat("/dev/full", &st) != 0 || !S_ISCHR(st.st_mode))
+		return;
+	make_dir();
+	snprintf(path, sizeof path, "%s/full.json", dir);
+	ck_assert_int_eq(symlink("/dev/full", path), 0);
+	ck_assert_int_eq(moe_bench_write_atomic(path, write_text, "x"), MOE_ERR_IO);
+	ck_assert_msg(strstr(moe_last_error(), path) && strstr(moe_last_error(), strerror(ENOSPC)), "%s",
+		      moe_last_error());
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	ck_assert_int_eq(stat("/dev/full", &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+	unlink(path);
+	ck_assert_uint_eq(count_entries(), 0);
+	remove_dir();
+}
+END_TEST
+
 START_TEST(test_calibration_cache_round_trip)
 {
 	make_dir();
@@ -294,6 +320,7 @@ int main(void)
 	tcase_add_test(tc, test_json_google_benchmark_schema);
 	tcase_add_test(tc, test_compare_exit_codes);
 	tcase_add_test(tc, test_atomic_write);
+	tcase_add_test(tc, test_atomic_write_device);
 	tcase_add_test(tc, test_calibration_cache_round_trip);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

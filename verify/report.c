@@ -1,12 +1,14 @@
 /* Reports: one text line per (op, backend, case group), the details of each FAIL (a repro command
  * and the first mismatches), a summary table, and the full report as JSON (jansson), written to a
- * temporary file in the same folder and renamed into place. */
+ * temporary file in the same folder, fsync'ed and renamed into place. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "verify.h"
@@ -177,12 +179,79 @@ static json_t *group_json(const struct moe_vgroup *g)
 	return o;
 }
 
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		const ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* The report text into path. A regular file (or a new one) is replaced atomically: a temporary
+ * file in the same folder, fsync'ed, then renamed into place, so a crash leaves the old report or
+ * the whole new one. Anything else that exists (/dev/stdout, a FIFO, /dev/full) is written in
+ * place: renaming over it would replace the device node. Every failure names the path and errno. */
+static enum moe_status write_text(const char *path, const char *text, size_t len)
+{
+	struct stat st;
+	char tmp[4096];
+	int err = 0;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		const int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return moe_fail(MOE_ERR_IO, "verify --json: cannot open '%s': %s", path, strerror(errno));
+		if (!write_all(fd, text, len))
+			err = errno ? errno : EIO;
+		if (close(fd) != 0 && !err)
+			err = errno;
+		if (err)
+			return moe_fail(MOE_ERR_IO, "verify --json: cannot write '%s': %s", path, strerror(err));
+		return MOE_OK;
+	}
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+		return moe_fail(MOE_ERR_INVALID_ARG, "verify --json: path too long (%zu characters)", strlen(path));
+	const int fd = mkstemp(tmp);
+	if (fd < 0)
+		return moe_fail(MOE_ERR_IO, "verify --json: cannot create a temporary file next to '%s': %s", path,
+				strerror(errno));
+	fchmod(fd, 0644);
+	if (!write_all(fd, text, len) || fsync(fd) != 0)
+		err = errno ? errno : EIO;
+	if (close(fd) != 0 && !err)
+		err = errno;
+	if (err) {
+		unlink(tmp);
+		return moe_fail(MOE_ERR_IO, "verify --json: cannot write '%s' (as '%s'): %s", path, tmp, strerror(err));
+	}
+	if (rename(tmp, path) != 0) {
+		err = errno;
+		unlink(tmp);
+		return moe_fail(MOE_ERR_IO, "verify --json: cannot rename '%s' to '%s': %s", tmp, path, strerror(err));
+	}
+	/* the rename itself must reach the disk too */
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+	const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return MOE_OK;
+}
+
 enum moe_status moe_vreport_write_json(const struct moe_vreport *rep, const char *path)
 {
 	json_t *root = json_object(), *groups = json_array();
-	char tmp[4096];
 	json_object_set_new(root, "moebench", json_string(MOE_VERSION_STRING));
 	json_object_set_new(root, "cases", json_integer(rep->cases));
+	json_object_set_new(root, "no_memory", json_integer(rep->nomem));
 	json_object_set_new(root, "seconds", json_real(rep->seconds));
 	for (size_t i = 0; i < rep->n; i++)
 		json_array_append_new(groups, group_json(&rep->g[i]));
@@ -192,20 +261,11 @@ enum moe_status moe_vreport_write_json(const struct moe_vreport *rep, const char
 				      "fail", (json_int_t)moe_vreport_count(rep, MOE_V_FAIL), "untrusted",
 				      (json_int_t)moe_vreport_count(rep, MOE_V_UNTRUSTED), "skip",
 				      (json_int_t)moe_vreport_count(rep, MOE_V_SKIP)));
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-		json_decref(root);
-		return moe_fail(MOE_ERR_INVALID_ARG, "verify --json: path too long (%zu characters)", strlen(path));
-	}
-	int rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
+	char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
 	json_decref(root);
-	if (rc != 0) {
-		unlink(tmp);
-		return moe_fail(MOE_ERR_IO, "verify --json: cannot write '%s'", tmp);
-	}
-	if (rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		return moe_fail(MOE_ERR_IO, "verify --json: cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-	}
-	return MOE_OK;
+	if (!text)
+		return moe_fail(MOE_ERR_NOMEM, "verify --json: no memory to format the report for '%s'", path);
+	const enum moe_status s = write_text(path, text, strlen(text));
+	free(text);
+	return s;
 }
