@@ -14,6 +14,20 @@
 #include "bench.h"
 #include "moe/memory.h"
 
+/* The writers (json_out.c, csv_out.c, ...) see a failed fprintf only as ferror() and do not know
+ * the path: their error gets the path, and the reason while errno still holds it. */
+static enum moe_status writer_status(const char *path, FILE *f, enum moe_status s)
+{
+	const int err = errno;
+	if (s == MOE_OK)
+		return s;
+	char why[512];
+	snprintf(why, sizeof why, "%s", moe_last_error());
+	if (ferror(f) && err)
+		return moe_fail(s, "write %s: %s: %s", path, why, strerror(err));
+	return moe_fail(s, "write %s: %s", path, why);
+}
+
 /* A target that exists and is not a regular file (/dev/stdout, a FIFO, /dev/full, a link to one) is
  * written in place: renaming over it would replace the device node or the link. */
 static enum moe_status write_in_place(const char *path, moe_bench_writer_fn *write, void *ctx)
@@ -21,7 +35,7 @@ static enum moe_status write_in_place(const char *path, moe_bench_writer_fn *wri
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return moe_fail(MOE_ERR_IO, "write %s: cannot open: %s", path, strerror(errno));
-	enum moe_status s = write(f, ctx);
+	enum moe_status s = writer_status(path, f, write(f, ctx));
 	if (s == MOE_OK && (fflush(f) != 0 || ferror(f)))
 		s = moe_fail(MOE_ERR_IO, "write %s: %s", path, strerror(errno ? errno : EIO));
 	if (fclose(f) != 0 && s == MOE_OK)
@@ -47,7 +61,7 @@ enum moe_status moe_bench_write_atomic(const char *path, moe_bench_writer_fn *wr
 		unlink(tmp);
 		return moe_fail(MOE_ERR_IO, "write %s: %s", path, strerror(errno));
 	}
-	enum moe_status s = write(f, ctx);
+	enum moe_status s = writer_status(path, f, write(f, ctx));
 	if (s == MOE_OK && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0))
 		s = moe_fail(MOE_ERR_IO, "write %s: %s", path, strerror(errno));
 	if (fclose(f) != 0 && s == MOE_OK)

@@ -263,6 +263,15 @@ START_TEST(test_atomic_write)
 }
 END_TEST
 
+/* More than a stdio buffer, then the writers' own check (json_out.c): the error knows no path. */
+static enum moe_status write_much(FILE *f, void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < 4096; i++)
+		fputs("0123456789abcdef0123456789abcdef\n", f);
+	return ferror(f) ? moe_fail(MOE_ERR_IO, "writer saw an error") : MOE_OK;
+}
+
 /* A target that is a device (here a link to /dev/full) is written in place: the old writer renamed
  * its temporary over the link (as root over /dev/full itself) and reported success. */
 START_TEST(test_atomic_write_device)
@@ -277,6 +286,10 @@ START_TEST(test_atomic_write_device)
 	ck_assert_int_eq(moe_bench_write_atomic(path, write_text, "x"), MOE_ERR_IO);
 	ck_assert_msg(strstr(moe_last_error(), path) && strstr(moe_last_error(), strerror(ENOSPC)), "%s",
 		      moe_last_error());
+	/* a writer failing on its own (as json_out.c does on ferror) gets the path and the reason */
+	ck_assert_int_eq(moe_bench_write_atomic(path, write_much, NULL), MOE_ERR_IO);
+	ck_assert_msg(strstr(moe_last_error(), path) && strstr(moe_last_error(), "writer saw an error") &&
+		      strstr(moe_last_error(), strerror(ENOSPC)), "%s", moe_last_error());
 	ck_assert_int_eq(lstat(path, &st), 0);
 	ck_assert(S_ISLNK(st.st_mode));
 	ck_assert_int_eq(stat("/dev/full", &st), 0);
