@@ -135,6 +135,7 @@ struct moe_roofline {
 	int threads;
 	double fp32_gflops;                  /* FMA peak */
 	double bf16_gflops;                  /* vdpbf16ps peak; 0 without AVX512_BF16 */
+	double amx_gflops;                   /* AMX tdpbf16ps peak; 0 without AMX */
 	double bw_gbs[MOE_LEVEL_COUNT];      /* read bandwidth with the buffer in that level */
 	size_t bw_bytes[MOE_LEVEL_COUNT];    /* per-thread buffer used for each */
 };
@@ -153,6 +154,7 @@ struct moe_calibration {
 double moe_calib_fma_f32__avx512(int64_t reps);
 double moe_calib_fma_f32__avx2(int64_t reps);
 double moe_calib_dot_bf16__avx512bf16(int64_t reps);
+double moe_calib_dot_bf16__amx(int64_t reps);
 double moe_calib_read__avx512(const float *buf, size_t n, int64_t reps, float *sink);
 double moe_calib_read__avx2(const float *buf, size_t n, int64_t reps, float *sink);
 

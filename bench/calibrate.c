@@ -1,6 +1,7 @@
 /* `moebench calibrate`: the roofline ceilings of this machine, measured, and their cache.
  *
- * Ceilings per thread count (1 and every core): fp32 FMA peak and bf16 dot peak (calib_*.c, the
+ * Ceilings per thread count (1 and every core): fp32 FMA peak, bf16 dot peak and, on AMX machines,
+ * the AMX bf16 tile peak (calib_*.c, the
  * widest ISA the CPU and OS have), and read bandwidth with a per-thread buffer sized to sit in L1
  * (half of L1d), L2 (half of L2), L3 (a share of L3 well above L2) and DRAM (4x the LLC, at least
  * 256 MiB). Every measurement goes through moe_bench_measure (warm-up, >= min_time samples, 7
@@ -27,7 +28,7 @@ void moe_bench_fingerprint(const struct moe_bench_topo *t, char *out, size_t n)
 		 t->cache_bytes[1], t->cache_bytes[2], moe_isa_name(moe_isa_hardware()), MOE_CALIB_VERSION);
 }
 
-enum calib_kind { CAL_FMA, CAL_BF16, CAL_READ };
+enum calib_kind { CAL_FMA, CAL_BF16, CAL_AMX, CAL_READ };
 
 struct calib_run {
 	enum calib_kind kind;
@@ -53,6 +54,9 @@ static void calib_body(void *arg, int tid, int64_t iters)
 			break;
 		case CAL_BF16:
 			moe_calib_dot_bf16__avx512bf16(c->passes);
+			break;
+		case CAL_AMX:
+			moe_calib_dot_bf16__amx(c->passes);
 			break;
 		case CAL_READ:
 			if (c->isa >= MOE_ISA_AVX512)
@@ -127,9 +131,13 @@ static enum moe_status calibrate_threads(const struct moe_bench_topo *t, int thr
 		c = (struct calib_run){ .kind = CAL_BF16, .isa = isa, .passes = 20000, .work = 20000.0 * 12 * 64 };
 		s = rate(pool, &c, min_time, &r->bf16_gflops);
 	}
+	if (s == MOE_OK && isa >= MOE_ISA_AVX512_AMX) {
+		c = (struct calib_run){ .kind = CAL_AMX, .isa = isa, .passes = 2000, .work = 2000.0 * 4 * 16384 };
+		s = rate(pool, &c, min_time, &r->amx_gflops);
+	}
 	if (verbose && s == MOE_OK)
-		fprintf(stderr, "calibrate: %d thread%s: fp32 FMA %.1f GFLOP/s, bf16 dot %.1f GFLOP/s\n", threads,
-			threads > 1 ? "s" : "", r->fp32_gflops, r->bf16_gflops);
+		fprintf(stderr, "calibrate: %d thread%s: fp32 FMA %.1f GFLOP/s, bf16 dot %.1f GFLOP/s, AMX bf16 %.1f GFLOP/s\n",
+			threads, threads > 1 ? "s" : "", r->fp32_gflops, r->bf16_gflops, r->amx_gflops);
 
 	size_t llc = moe_bench_topo_llc(t);
 	size_t l1 = t->cache_bytes[0] ? t->cache_bytes[0] : 32u << 10;
@@ -215,6 +223,7 @@ json_t *moe_bench_calibration_json(const struct moe_calibration *c)
 		json_object_set_new(e, "threads", json_integer(r->threads));
 		json_object_set_new(e, "fp32_fma_gflops", json_real(r->fp32_gflops));
 		json_object_set_new(e, "bf16_dot_gflops", json_real(r->bf16_gflops));
+		json_object_set_new(e, "amx_bf16_gflops", json_real(r->amx_gflops));
 		for (int l = 0; l < MOE_LEVEL_COUNT; l++) {
 			json_object_set_new(bw, moe_bench_level_name((enum moe_bench_level)l), json_real(r->bw_gbs[l]));
 			json_object_set_new(sz, moe_bench_level_name((enum moe_bench_level)l),
@@ -284,6 +293,7 @@ enum moe_status moe_bench_calibration_load(const char *path, const char *fingerp
 		r->threads = (int)json_integer_value(json_object_get(e, "threads"));
 		r->fp32_gflops = json_number_value(json_object_get(e, "fp32_fma_gflops"));
 		r->bf16_gflops = json_number_value(json_object_get(e, "bf16_dot_gflops"));
+		r->amx_gflops = json_number_value(json_object_get(e, "amx_bf16_gflops")); /* 0 when absent */
 		for (int l = 0; l < MOE_LEVEL_COUNT; l++) {
 			const char *name = moe_bench_level_name((enum moe_bench_level)l);
 			r->bw_gbs[l] = json_number_value(json_object_get(bw, name));

@@ -129,8 +129,12 @@ void moe_bench_results_derive(struct moe_bench_results *r, const struct moe_cali
 		const int cores = e->cores > 0 && e->cores < e->threads ? e->cores : e->threads;
 		const struct moe_roofline *roof = moe_bench_roofline_for(cal, cores);
 		if (roof) {
-			double peak = e->cost.compute == MOE_COMPUTE_BF16 && roof->bf16_gflops > 0 ? roof->bf16_gflops
-												     : roof->fp32_gflops;
+			/* bf16 work: the AMX tile peak for a backend of the AMX level, else the vdpbf16ps peak */
+			const struct moe_builtin *bi = moe_builtin_find(e->backend);
+			const bool amx = bi && bi->isa >= MOE_ISA_AVX512_AMX && roof->amx_gflops > 0;
+			double peak = e->cost.compute == MOE_COMPUTE_BF16 && roof->bf16_gflops > 0
+					      ? (amx ? roof->amx_gflops : roof->bf16_gflops)
+					      : roof->fp32_gflops;
 			/* A ceiling measured with fewer threads than this run scales with the threads. */
 			double scale = (double)cores / roof->threads;
 			double t_flop = e->cost.flops / (peak * scale);

@@ -3,13 +3,17 @@
  * on every call; moe_backend_dispatched() reads it once, on its first call. An unknown MOE_MAX_ISA
  * value is ignored (MOE_VERBOSE=1 says so) rather than failing programs that only run kernels. */
 #include <cpuid.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "moe/registry.h"
 
 static const char *const isa_names[MOE_ISA_COUNT] = {
 	[MOE_ISA_SCALAR] = "scalar", [MOE_ISA_AVX2] = "avx2",
-	[MOE_ISA_AVX512] = "avx512", [MOE_ISA_AVX512_BF16] = "avx512bf16",
+	[MOE_ISA_AVX512] = "avx512", [MOE_ISA_AVX512_BF16] = "avx512bf16", [MOE_ISA_AVX512_AMX] = "avx512amx",
 };
 
 const char *moe_isa_name(enum moe_isa isa)
@@ -25,7 +29,7 @@ enum moe_status moe_isa_parse(const char *name, enum moe_isa *out)
 			return MOE_OK;
 		}
 	}
-	return moe_fail(MOE_ERR_INVALID_ARG, "unknown ISA '%s' (valid: scalar, avx2, avx512, avx512bf16)",
+	return moe_fail(MOE_ERR_INVALID_ARG, "unknown ISA '%s' (valid: scalar, avx2, avx512, avx512bf16, avx512amx)",
 			name ? name : "(null)");
 }
 
@@ -34,6 +38,23 @@ static uint64_t xgetbv0(void)
 	uint32_t lo, hi;
 	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
 	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Linux enables the AMX tile data state per process on request (arch_prctl ARCH_REQ_XCOMP_PERM
+ * for XFEATURE_XTILEDATA); asked once, the answer kept. Elsewhere: not permitted. */
+static bool amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+	static atomic_int state; /* 0 unknown, 1 granted, 2 refused */
+	int s = atomic_load(&state);
+	if (s == 0) {
+		s = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0 ? 1 : 2;
+		atomic_store(&state, s);
+	}
+	return s == 1;
+#else
+	return false;
+#endif
 }
 
 enum moe_isa moe_isa_hardware(void)
@@ -57,11 +78,14 @@ enum moe_isa moe_isa_hardware(void)
 	if (a >= 1)
 		__cpuid_count(7, 1, a1, b1, c1, d1);
 	const bool bf16 = a1 & (1u << 5);
+	const bool amx = (d & (1u << 22)) && (d & (1u << 24)) && (xcr0 & 0x60000) == 0x60000; /* AMX-BF16, -TILE; XTILECFG, XTILEDATA */
 	if (!(avx2 && fma && f16c))
 		return MOE_ISA_SCALAR;
 	if (!(avx512 && zmm_os))
 		return MOE_ISA_AVX2;
-	return bf16 ? MOE_ISA_AVX512_BF16 : MOE_ISA_AVX512;
+	if (!bf16)
+		return MOE_ISA_AVX512;
+	return amx && amx_permitted() ? MOE_ISA_AVX512_AMX : MOE_ISA_AVX512_BF16;
 }
 
 enum moe_isa moe_isa_effective(void)

@@ -28,11 +28,13 @@
 MOE_ABI2_DECLARE(avx2)
 MOE_ABI2_DECLARE(avx512)
 MOE_ABI2_DECLARE(avx512bf16)
+MOE_ABI2_DECLARE(avx512amx)
 #undef MOE_ABI2_DECLARE
 
 /* The whole tables, one per ISA level (backend_<isa>.c). */
 extern const struct moe_backend moe_backend_avx2;
 extern const struct moe_backend moe_backend_avx512;
 extern const struct moe_backend moe_backend_avx512bf16;
+extern const struct moe_backend moe_backend_avx512amx;
 
 #endif

@@ -1,6 +1,6 @@
 /* The registry of built-in backends and run-time dispatch.
  *
- * Order: the reference (index 0), the whole per-ISA tables (avx2, avx512, avx512bf16), then one
+ * Order: the reference (index 0), the whole per-ISA tables (avx2, avx512, avx512bf16, avx512amx), then one
  * single-variant table per line of the per-op list files (lists.inc), in list order. A whole table
  * at ISA level L runs, for each problem, the first variant (highest ISA <= L first, then list
  * order) whose _supports() accepts it, and the reference when none does, so it is complete like
@@ -34,13 +34,14 @@ enum {
 #include "lists.inc"
 #undef MOE_KERNEL
 
-#define MOE_WHOLE_TABLES 4
+#define MOE_WHOLE_TABLES 5
 
 static const struct moe_builtin builtin_list[] = {
 	{ NULL, MOE_ISA_SCALAR, MOE_OP_COUNT }, /* the reference: its address is known at run time */
 	{ &moe_backend_avx2, MOE_ISA_AVX2, MOE_OP_COUNT },
 	{ &moe_backend_avx512, MOE_ISA_AVX512, MOE_OP_COUNT },
 	{ &moe_backend_avx512bf16, MOE_ISA_AVX512_BF16, MOE_OP_COUNT },
+	{ &moe_backend_avx512amx, MOE_ISA_AVX512_AMX, MOE_OP_COUNT },
 #define MOE_KERNEL(slot, fn, isa_, desc) { &variant_##fn, isa_, (enum moe_op)op_of_##slot },
 #include "lists.inc"
 #undef MOE_KERNEL

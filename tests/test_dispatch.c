@@ -52,6 +52,8 @@ START_TEST(test_isa_effective)
 	setenv("MOE_MAX_ISA", "avx512", 1);
 	ck_assert_int_eq(moe_isa_effective(), hw < MOE_ISA_AVX512 ? hw : MOE_ISA_AVX512);
 	setenv("MOE_MAX_ISA", "avx512bf16", 1);
+	ck_assert_int_eq(moe_isa_effective(), hw < MOE_ISA_AVX512_BF16 ? hw : MOE_ISA_AVX512_BF16);
+	setenv("MOE_MAX_ISA", "avx512amx", 1);
 	ck_assert_int_eq(moe_isa_effective(), hw);
 	setenv("MOE_MAX_ISA", "sse9", 1);
 	ck_assert_int_eq(moe_isa_effective(), hw);
@@ -75,12 +77,12 @@ END_TEST
 START_TEST(test_registry_layout)
 {
 	const size_t n = moe_builtin_count();
-	ck_assert_uint_ge(n, 4 + 4); /* ref, three whole tables, at least the two route and two norm kernels */
+	ck_assert_uint_ge(n, 5 + 4); /* ref, four whole tables, at least the two route and two norm kernels */
 	const struct moe_builtin *ref = moe_builtin_at(0);
 	ck_assert_ptr_eq(ref->table, moe_backend_reference());
 	ck_assert_int_eq(ref->op, MOE_OP_COUNT);
-	static const char *const whole[] = { "avx2", "avx512", "avx512bf16" };
-	for (int i = 0; i < 3; i++) {
+	static const char *const whole[] = { "avx2", "avx512", "avx512bf16", "avx512amx" };
+	for (int i = 0; i < 4; i++) {
 		const struct moe_builtin *b = moe_builtin_at((size_t)i + 1);
 		ck_assert_str_eq(b->table->name, whole[i]);
 		ck_assert_int_eq(b->isa, (enum moe_isa)(i + 1));
@@ -91,7 +93,7 @@ START_TEST(test_registry_layout)
 			ck_assert(moe_backend_provides(b->table, (enum moe_op)op, NULL));
 	}
 	/* every single-variant table provides exactly its op, carries a supports() and is named after it */
-	for (size_t i = 4; i < n; i++) {
+	for (size_t i = 5; i < n; i++) {
 		const struct moe_builtin *b = moe_builtin_at(i);
 		ck_assert_int_lt(b->op, MOE_OP_COUNT);
 		ck_assert_int_ge(b->isa, MOE_ISA_AVX2);

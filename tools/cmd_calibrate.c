@@ -90,11 +90,14 @@ int moe_cmd_calibrate(int argc, char **argv)
 	}
 	printf("machine: %s\ntopology: %s\n%s %s (%s)\n\n", fp, topo.summary, cached ? "cached in" : "saved to", path,
 	       cal.date);
-	printf("%-8s %14s %14s %10s %10s %10s %10s\n", "threads", "fp32 GFLOP/s", "bf16 GFLOP/s", "L1 GB/s", "L2 GB/s",
-	       "L3 GB/s", "DRAM GB/s");
+	printf("%-8s %13s %13s %13s %9s %9s %9s %9s\n", "threads", "fp32 GFLOP/s", "bf16 GFLOP/s", "AMX GFLOP/s",
+	       "L1 GB/s", "L2 GB/s", "L3 GB/s", "DRAM GB/s");
 	for (int i = 0; i < cal.count; i++) {
 		const struct moe_roofline *r = &cal.r[i];
-		printf("%-8d %14.1f %14.1f %10.1f %10.1f %10.1f %10.1f\n", r->threads, r->fp32_gflops, r->bf16_gflops,
+		char amx[16] = "-";
+		if (r->amx_gflops > 0)
+			snprintf(amx, sizeof amx, "%.1f", r->amx_gflops);
+		printf("%-8d %13.1f %13.1f %13s %9.1f %9.1f %9.1f %9.1f\n", r->threads, r->fp32_gflops, r->bf16_gflops, amx,
 		       r->bw_gbs[0], r->bw_gbs[1], r->bw_gbs[2], r->bw_gbs[3]);
 	}
 	if (json) {

@@ -39,6 +39,10 @@ static const struct layer_shape shapes[] = {
 	  64, 64, 0, MOE_DTYPE_MXFP4, MOE_SCALING_MX, MOE_SF_LINEAR, MOE_ACT_BF16 },
 	{ "mixtral-like", MOE_ROUTE_RENORMALIZE, 8, 2, 0, 0, 1.0f, false, MOE_RSF_AT_ROUTER, MOE_SHARED_NONE,
 	  64, 48, 0, MOE_DTYPE_F32, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_NONE },
+	/* bf16 W16A16 over two depth blocks in both GEMMs (256 + 32 columns: the panel paths' partial
+	 * sums between blocks, AMX's included) with a shared expert */
+	{ "qwen3-deep-like", MOE_ROUTE_RENORMALIZE_NAIVE, 16, 4, 0, 0, 1.0f, false, MOE_RSF_AT_ROUTER,
+	  MOE_SHARED_SUM, 288, 288, 32, MOE_DTYPE_BF16, MOE_SCALING_NONE, MOE_SF_LINEAR, MOE_ACT_BF16 },
 };
 
 static void layer_case(const struct layer_shape *sh, enum moe_profile prof, struct moe_vcase *cp)
@@ -90,11 +94,12 @@ enum moe_status moe_catalogue_layer(enum moe_vdepth depth, uint64_t base_seed, u
 	}
 	/* The T sweep of the bench ({1, 4, 16, 64, 256, 512, 2048}): from a few tokens per expert (decode
 	 * variants) to hundreds (prefill variants), one group per T so that the report line says which
-	 * variants ran. --quick: three shapes (bf16, MXFP4, FP8 blocks with a shared expert) in the first
+	 * variants ran. --quick: four shapes (bf16, MXFP4, FP8 blocks with a shared expert, bf16 over two
+	 * depth blocks) in the first
 	 * selected profile; --full: every shape in every selected profile. */
 	static const int64_t sweep[] = { 1, 4, 16, 64, 256, 512, 2048 };
-	static const size_t quick_shapes[] = { 3, 6, 0 };
-	const size_t nsweep_shapes = depth == MOE_DEPTH_FULL ? sizeof shapes / sizeof shapes[0] : 3;
+	static const size_t quick_shapes[] = { 3, 6, 0, 8 };
+	const size_t nsweep_shapes = depth == MOE_DEPTH_FULL ? sizeof shapes / sizeof shapes[0] : 4;
 	for (size_t qi = 0; qi < nsweep_shapes; qi++) {
 		const struct layer_shape *sh = &shapes[depth == MOE_DEPTH_FULL ? qi : quick_shapes[qi]];
 		bool first = true;

@@ -18,10 +18,11 @@ enum moe_isa {
 	MOE_ISA_AVX2 = 1,        /* AVX2 + FMA + F16C */
 	MOE_ISA_AVX512 = 2,      /* AVX-512 F, BW, DQ, VL */
 	MOE_ISA_AVX512_BF16 = 3, /* AVX-512 + AVX512_BF16 (vdpbf16ps) */
+	MOE_ISA_AVX512_AMX = 4,  /* AVX512_BF16 + AMX-TILE + AMX-BF16, tile data granted by the OS */
 	MOE_ISA_COUNT
 };
 
-const char *moe_isa_name(enum moe_isa isa); /* "scalar", "avx2", "avx512", "avx512bf16" */
+const char *moe_isa_name(enum moe_isa isa); /* "scalar", "avx2", "avx512", "avx512bf16", "avx512amx" */
 enum moe_status moe_isa_parse(const char *name, enum moe_isa *out);
 /* Highest ISA the CPU supports and the OS has enabled (CPUID + XCR0), ignoring MOE_MAX_ISA. */
 enum moe_isa moe_isa_hardware(void);

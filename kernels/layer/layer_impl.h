@@ -1,5 +1,5 @@
-/* The MoE layer on the host's threads (layer_avx2.c, layer_avx512.c and layer_avx512bf16.c are this
- * file compiled for their ISA, on top of expert/expert_impl.h), with the ABI-2 entry points of the
+/* The MoE layer on the host's threads (layer_avx2.c, layer_avx512.c, layer_avx512bf16.c and
+ * layer_avx512amx.c are this file compiled for their ISA, on top of expert/expert_impl.h), with the ABI-2 entry points of the
  * ISA's whole table: pack / release (layer_pack.h), workspace, expert_mt and layer_mt. No thread
  * is started here: every parallel step is one moe_parallel_for on the struct moe_threads the host
  * gave (the version-1 `layer` slot runs on the calling thread, moe_threads_serial).
@@ -24,6 +24,8 @@
  *     plain weights, over the same words packed per depth block on the stack. Where vdpbf16ps
  *     would read a subnormal (a weight depth block, an expert's x or a) that block runs fp32 FMAs
  *     on the same words widened, exact products, so nothing is flushed that the reference keeps;
+ *     on AMX tables the whole 16-token blocks of the other depth blocks run on AMX tiles
+ *     (layer_amx.h) over the same words;
  *   - every other format: a task per expert (the largest first), each the expert kernel
  *     moe_builtin_pick chooses for this ISA and the expert's token count, on its gathered tokens,
  *     with per-thread scratch; the packed handle holds a copy of the weights.
@@ -40,6 +42,11 @@
 #define LK_PANELS 1
 #else
 #define LK_PANELS 0
+#endif
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#define LK_AMX 1
+#else
+#define LK_AMX 0
 #endif
 
 /* ---- workspace ---- */
@@ -167,6 +174,9 @@ static inline struct lk_mt_layout lk_mt_layout(const struct moe_layer_params *p,
 /* ---- the W16A16 panel path ---- */
 
 #if LK_PANELS
+#if LK_AMX
+#include "layer/layer_amx.h"
+#endif
 
 #define LK_CASE(n)                                            \
 	case n:                                               \
@@ -216,6 +226,13 @@ static void lk_panel_gemm(bool gemm1, const struct lk_exp *x, int64_t H, int64_t
 	const int64_t nb = (M + EK_PRE_MR - 1) / EK_PRE_MR;
 	struct ek_bf16_job j = { .A = NULL, .lda = ek_bf16_ld(K), .part = part, .o = &o, .y = x->y, .ldy = H };
 	const uint16_t *A = gemm1 ? x->xq : x->a;
+#if LK_AMX
+	/* AMX tiles for the whole 16-token blocks (layer_amx.h), vdpbf16ps for the rest */
+	const bool amx = lk_amx_fits(H, I) && M >= 16;
+	const int64_t mt = M / 16 * 16, nbr = (M - mt + EK_PRE_MR - 1) / EK_PRE_MR;
+	if (amx)
+		lk_amx_begin();
+#endif
 	for (int64_t q = q0; q < q1; q++) {
 		const int64_t c0 = q * step;
 		const int nc = N - c0 < step ? (int)(N - c0) : (int)step;
@@ -238,12 +255,26 @@ static void lk_panel_gemm(bool gemm1, const struct lk_exp *x, int64_t H, int64_t
 			j.last = k0 + kc == K;
 			j.c0 = c0;
 			j.nc = nc;
+#if LK_AMX
+			if (amx && !sub && !act_sub) {
+				lk_amx_panel_block(gemm1, &j, mt);
+				for (int64_t b = 0; b < nbr; b++) {
+					const int64_t m0 = mt + (M - mt) * b / nbr, m1 = mt + (M - mt) * (b + 1) / nbr;
+					lk_block_any(false, gemm1, &j, m0, (int)(m1 - m0));
+				}
+				continue;
+			}
+#endif
 			for (int64_t b = 0; b < nb; b++) {
 				const int64_t m0 = M * b / nb, m1 = M * (b + 1) / nb;
 				lk_block_any(sub || act_sub, gemm1, &j, m0, (int)(m1 - m0));
 			}
 		}
 	}
+#if LK_AMX
+	if (amx)
+		lk_amx_end();
+#endif
 }
 
 /* Gathers and rounds the expert's tokens into x->xq (bf16, stride ldH, zero pad), zeroes a's pad
