@@ -1,6 +1,6 @@
 /* moe_model_load / moe_model_free: a Hugging Face Cohere2-MoE checkpoint into struct moe_model.
  *
- * Tensor names (../shared/spec/cohere2-moe.md): model.embed_tokens.weight [V][H], model.norm.weight
+ * Tensor names (docs/cohere2-moe.md): model.embed_tokens.weight [V][H], model.norm.weight
  * [H], lm_head.weight [V][H] (only when tie_word_embeddings is false), and per layer l under
  * model.layers.{l}.: input_layernorm.weight [H], self_attn.{q,k,v,o}_proj.weight, and either the
  * dense prefix MLP mlp.{gate,up,down}_proj.weight or the MoE block: router mlp.gate.weight [E][H],

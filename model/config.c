@@ -1,4 +1,4 @@
-/* config.json of model_type "cohere2_moe" -> struct moe_model_config (../shared/spec/cohere2-moe.md).
+/* config.json of model_type "cohere2_moe" -> struct moe_model_config (docs/cohere2-moe.md).
  *
  * Defaults are the Hugging Face ones the spec lists; where the spec names a field without a default
  * (num_key_value_heads, the MoE fields) this file uses: num_key_value_heads = num_attention_heads

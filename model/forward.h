@@ -1,4 +1,4 @@
-/* The Cohere2-MoE forward pass over a loaded struct moe_model (docs: ../shared/spec/cohere2-moe.md).
+/* The Cohere2-MoE forward pass over a loaded struct moe_model (docs/cohere2-moe.md).
  *
  * Per layer: h = Norm(x); x = x + Attn(h) + MLP(h) (one norm, parallel attention and MLP, one
  * residual, fp32 residual stream); final norm; logits = (x @ embed^T) * logit_scale. Attention is

@@ -1,5 +1,5 @@
 /* The Cohere2-MoE model path: a Hugging Face checkpoint (config.json + safetensors) loaded into
- * the structs below, and the forward pass over them (docs/spec/cohere2-moe.md).
+ * the structs below, and the forward pass over them (docs/cohere2-moe.md).
  *
  * Ownership and data flow: model/ sits on the kernel tables (reference, kernels) like verify and
  * bench; tools/cmd_model.c drives it. Loading (checkpoint side: config.c, safetensors_map.c,

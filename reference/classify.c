@@ -1,7 +1,7 @@
 /* Deriving a routing method from a model's routing configuration, as the engines do it.
  *
  * moe_classify_vllm is vLLM's newest get_routing_method_type decision tree, branch for branch
- * (../shared/spec/routing.md, "Classifying a model's routing"); moe_classify_sglang_cohere2 is
+ * (docs/routing.md, "Classifying a model's routing"); moe_classify_sglang_cohere2 is
  * SGLang's Cohere2-MoE mapping. Both are pure functions of the configuration: no arithmetic, no
  * state, and every result comes with a static sentence naming the branch that produced it.
  *

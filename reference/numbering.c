@@ -1,7 +1,7 @@
 /* The engines' integer numberings of the routing-method enum, and the translation between them and
  * ours (our numbering is flashinfer's from v0.6.18rc4 on).
  *
- * Facts: ../shared/spec/routing.md, "Enum numbering". One table row per numbering gives the
+ * Facts: docs/routing.md, "Enum numbering". One table row per numbering gives the
  * engine's integer for each of our methods (or none), its Unspecified value, and the values that
  * name something we cannot run. Translation is table lookup only.
  *

@@ -2,7 +2,7 @@
  * reference/numbering.c).
  *
  * Every expected value below was obtained by walking vLLM's newest get_routing_method_type tree,
- * SGLang's Cohere2-MoE mapping, or the spec's "Enum numbering" table (../shared/spec/routing.md)
+ * SGLang's Cohere2-MoE mapping, or the spec's "Enum numbering" table (docs/routing.md)
  * by hand; the walk is written next to each value. */
 #include <check.h>
 #include <math.h>
@@ -54,7 +54,7 @@ static const struct model_case models[] = {
 	 * Llama4MoE.custom_routing_function, never through this tree. Sigmoid with K = 1 selects the
 	 * same expert as Llama4 except where saturated sigmoids tie. */
 	{ "Llama-4", { MOE_SCORING_SIGMOID, 1, false, 0, false, 1.0f }, MOE_ROUTE_SIGMOID },
-	/* Cohere Command A+ (cohere2_moe, ../shared/spec/cohere2-moe.md): expert_selection_fn
+	/* Cohere Command A+ (cohere2_moe, docs/cohere2-moe.md): expert_selection_fn
 	 * "sigmoid", num_experts_per_tok 8, no bias, no groups, no scaling factor.
 	 * norm_topk_prob true. Tree: no bias -> sigmoid -> renormalized -> SigmoidRenorm. */
 	{ "Command-A+ norm", { MOE_SCORING_SIGMOID, 8, true, 0, false, 1.0f }, MOE_ROUTE_SIGMOID_RENORM },

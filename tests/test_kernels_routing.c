@@ -2,7 +2,7 @@
  * kernels/routing/routing.inc and the whole per-ISA tables) against the scalar reference
  * moe_route__ref, and the kernels' elementwise math against libm.
  *
- * Comparison rule (../shared/spec/verification.md): ids must equal the reference's slot for slot,
+ * Comparison rule (docs/verification.md): ids must equal the reference's slot for slot,
  * except at a near-tie: the two experts' keys, computed here from first principles in double,
  * differ by less than the kernel's key error budget (below). Experts with bitwise-equal inputs
  * never count as near-ties, so the tie rule is checked exactly. Weights are compared after

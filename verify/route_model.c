@@ -1,6 +1,6 @@
 /* Routing models in double, independent of the reference router: the selection key of every expert
  * with its error budget, the group scores of grouped DeepSeekV3, and the exact weights of any
- * given selection. Semantics: ../shared/spec/routing.md. They only decide what a correct kernel
+ * given selection. Semantics: docs/routing.md. They only decide what a correct kernel
  * MAY do where the reference's choice is not the only correct one (near-ties); whenever a kernel
  * matches the reference's ids, the reference alone is the oracle.
  *

@@ -1,7 +1,7 @@
 /* moebench public interface: deriving a routing method from a model's routing configuration, and
  * translating our method numbering to and from the engines' numberings.
  *
- * Facts: ../shared/spec/routing.md ("Classifying a model's routing", "Enum numbering"). */
+ * Facts: docs/routing.md ("Classifying a model's routing", "Enum numbering"). */
 #ifndef MOE_CLASSIFY_H
 #define MOE_CLASSIFY_H
 

@@ -1,6 +1,6 @@
 /* moebench public interface: low-precision number formats and quantized tensors.
  *
- * Facts: ../shared/spec/formats.md. Encoding and decoding are deterministic: every implementation
+ * Facts: docs/formats.md. Encoding and decoding are deterministic: every implementation
  * must agree with the reference bit for bit, NaN, infinity, signed zero and subnormals included.
  *
  * A quantized tensor is a logical fp32 matrix [rows][cols]; blocks always run along cols (the

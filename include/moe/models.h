@@ -1,5 +1,5 @@
 /* moebench public interface: one MoE layer of each public model, shared by verify, bench and
- * selfcheck. Facts: ../shared/spec/cohere2-moe.md ("Shapes worth benchmarking"), routing.md, and
+ * selfcheck. Facts: docs/cohere2-moe.md ("Shapes worth benchmarking"), routing.md, and
  * the models' published configs. */
 #ifndef MOE_MODELS_H
 #define MOE_MODELS_H

@@ -1,6 +1,6 @@
 /* moebench public interface: MoE routing.
  *
- * Semantics: ../shared/spec/routing.md. Given logits[T][E] (fp32 or bf16) and an optional
+ * Semantics: docs/routing.md. Given logits[T][E] (fp32 or bf16) and an optional
  * correction bias[E] (fp32 or bf16, used for selection only), a router writes, per token, the ids of
  * the K selected experts in slot order (slot 0 = best key; equal keys: lower expert index first) and
  * their weights. Weights are always returned as fp32 values; profiles whose engine produces bf16

@@ -1,6 +1,6 @@
 """Independent model of the element codecs and the NVFP4, MXFP4, MXFP8 and FP8-scheme quantizers.
 
-Written from /work/shared/spec/formats.md and include/moe/codec.h only (not from reference/).
+Written from docs/formats.md and include/moe/codec.h only (not from reference/).
 
 Encoding does not manipulate bits: each format's non-negative finite values are tabulated from the
 definition (sign, exponent bias, mantissa width), and |x| goes to the nearest value, comparing 2|x|

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent cross-check of `moebench model run` against a numpy forward written from the spec.
 
-Written from docs/spec/cohere2-moe.md (../shared/spec/cohere2-moe.md before the move) and the Hugging
+Written from docs/cohere2-moe.md and the Hugging
 Face checkpoint conventions only, not from model/. The script
   1. writes small Cohere2-MoE checkpoints of its own (config.json + safetensors, the HF tensor names,
      bf16 weights drawn with numpy), covering: softmax and sigmoid expert selection, norm_topk_prob

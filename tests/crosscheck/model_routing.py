@@ -1,6 +1,6 @@
 """Independent model of the ten routing methods under the flashinfer, vllm and hf profiles.
 
-Written from /work/shared/spec/routing.md and include/moe/routing.h only (not from reference/).
+Written from docs/routing.md and include/moe/routing.h only (not from reference/).
 All arithmetic is fp32 op by op (fp32.py); a token is a row, and every row is routed at once.
 After the first comparison, four readings where the spec is silent were settled on the side of the
 reference, each for a stated upstream reason (marked [aligned] below), and three where the

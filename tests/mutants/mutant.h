@@ -4,7 +4,7 @@
  * moe_mutant_setup(), which replaces one slot with a kernel that breaks exactly one thing (usually a
  * wrapper that calls the reference and then damages its output the way the bug would). The helpers
  * below recompute the pieces of routing a wrapper needs (scores, sums, output rounding) with the
- * formulas of ../shared/spec/routing.md, so that a mutant differs from the reference only where
+ * formulas of docs/routing.md, so that a mutant differs from the reference only where
  * its bug shows. */
 #ifndef MOE_TESTS_MUTANT_H
 #define MOE_TESTS_MUTANT_H
