@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CLI contract of `moebench`: help and version exit 0, bad usage exits 2 with a message on stderr,
-# the default job (selfcheck) passes. Usage: test-cli.sh PATH/TO/moebench
+# selfcheck passes (the default job is tested in test-main-job-cli.sh). Usage: test-cli.sh PATH/TO/moebench
 set -u
 bin=$1
 fail=0
@@ -25,7 +25,7 @@ check selfcheck-help 0 'usage: moebench selfcheck' -- "$bin" selfcheck --help
 check selfcheck-bad-seed 2 "--seed needs an integer" -- "$bin" selfcheck --seed x12
 check selfcheck-extra-arg 2 "unexpected argument" -- "$bin" selfcheck extra
 check selfcheck 0 ' 0 failed' -- "$bin" selfcheck
-check default-job 0 'selfcheck of the scalar reference' -- "$bin"
+check selfcheck-title 0 'selfcheck of the scalar reference' -- "$bin" selfcheck
 check info 0 'built-in backends' -- "$bin" info
 check bench-method-list 0 '^route/synthetic-E256-G8-TG4-K8/DeepSeekV3-f32-flashinfer/T:4096$' -- \
 	"$bin" bench --method all --profile flashinfer,vllm --shape T=4096 --list

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "isolate.h"
 #include "plugin.h"
@@ -273,7 +274,7 @@ int moe_cmd_bench(int argc, char **argv)
 			for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
 				enum moe_op op;
 				if (moe_op_parse(tok, &op) != MOE_OK) {
-					fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+					fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 					return 2;
 				}
 				o.op_mask |= 1u << op;
@@ -355,7 +356,7 @@ int moe_cmd_bench(int argc, char **argv)
 			for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
 				enum moe_profile pr;
 				if (moe_profile_parse(tok, &pr) != MOE_OK) {
-					fprintf(stderr, "moebench bench: bad --profile: %s\n", moe_last_error());
+					fprintf(stderr, "moebench bench: bad --profile: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 					return 2;
 				}
 				o.route_profiles |= 1u << pr;
@@ -378,7 +379,7 @@ int moe_cmd_bench(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		default:
-			fprintf(stderr, "moebench bench: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
+			moe_cli_bad_option("bench", argv[optind - 1], longopts);
 			return 2;
 		}
 	}
@@ -425,7 +426,7 @@ int moe_cmd_bench(int argc, char **argv)
 	struct moe_bench_case *cases = NULL;
 	size_t ncases = 0;
 	if (moe_bench_build_cases(&o, &cases, &ncases) != MOE_OK) {
-		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+		fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 		return 2;
 	}
 	if (o.list_only) {
@@ -514,7 +515,7 @@ int moe_cmd_bench(int argc, char **argv)
 		fprintf(stderr, "hardware counters unavailable: %s\n", papi_why);
 	/* The copies' pool (pins the caller, thread 0, to the first allowed core). */
 	if (moe_bench_pool_create(o.cfg.copies, &pool) != MOE_OK) {
-		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+		fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 		rc = 1;
 		goto out;
 	}
@@ -545,7 +546,7 @@ int moe_cmd_bench(int argc, char **argv)
 		if (n > 1) {
 			distinct = moe_bench_pick_cpus(n, cpus);
 			if (moe_pool_create(n, cpus, &mp) != MOE_OK) {
-				fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+				fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 				rc = 1;
 				break;
 			}
@@ -585,7 +586,7 @@ int moe_cmd_bench(int argc, char **argv)
 	if (results.warning[0])
 		fprintf(stderr, "bench: WARNING: %s\n", results.warning);
 	if (s != MOE_OK) {
-		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+		fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 		rc = 1;
 	}
 	if (baselines && torch && !o.scaling && !moe_bench_interrupted()) {
@@ -594,7 +595,7 @@ int moe_cmd_bench(int argc, char **argv)
 			fprintf(stderr, "bench: PyTorch routing baseline not run: %s\n", why);
 	}
 	if (moe_bench_results_group(&results) != MOE_OK)
-		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+		fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 	moe_bench_results_derive(&results, &cal, &topo);
 	ctx = moe_bench_context(&topo, &cal, binding, counters ? NULL : papi_why,
 				o.cfg.copies > 1 ? o.cfg.copies : o.cfg.threads);
@@ -609,7 +610,7 @@ int moe_cmd_bench(int argc, char **argv)
 		json_array_append_new(warnings, json_string(results.warning));
 	json_object_set_new(ctx, "warnings", warnings);
 	if (write_outputs(&w, &results, ctx) != MOE_OK) {
-		fprintf(stderr, "moebench bench: %s\n", moe_last_error());
+		fprintf(stderr, "moebench bench: %s\n", moe_cli_unprefix("bench", moe_last_error()));
 		rc = 1;
 	}
 	moe_bench_print_table(stdout, &results);

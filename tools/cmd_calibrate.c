@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_util.h"
 #include "commands.h"
 
 static void usage(FILE *f)
@@ -57,8 +58,7 @@ int moe_cmd_calibrate(int argc, char **argv)
 		case 'j': json = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default:
-			fprintf(stderr, "moebench calibrate: unknown or incomplete option '%s' (see --help)\n",
-				argv[optind - 1]);
+			moe_cli_bad_option("calibrate", argv[optind - 1], longopts);
 			return 2;
 		}
 	}
@@ -70,7 +70,7 @@ int moe_cmd_calibrate(int argc, char **argv)
 	if (cache)
 		snprintf(path, sizeof path, "%s", cache);
 	else if (moe_bench_calibration_path(path, sizeof path) != MOE_OK) {
-		fprintf(stderr, "moebench calibrate: %s\n", moe_last_error());
+		fprintf(stderr, "moebench calibrate: %s\n", moe_cli_unprefix("calibrate", moe_last_error()));
 		return 1;
 	}
 	struct moe_bench_topo topo;
@@ -80,11 +80,11 @@ int moe_cmd_calibrate(int argc, char **argv)
 	bool cached = !force && moe_bench_calibration_load(path, fp, &cal) == MOE_OK;
 	if (!cached) {
 		if (moe_bench_calibrate(&topo, min_time, true, &cal) != MOE_OK) {
-			fprintf(stderr, "moebench calibrate: %s\n", moe_last_error());
+			fprintf(stderr, "moebench calibrate: %s\n", moe_cli_unprefix("calibrate", moe_last_error()));
 			return 1;
 		}
 		if (moe_bench_calibration_save(path, &cal) != MOE_OK) {
-			fprintf(stderr, "moebench calibrate: %s\n", moe_last_error());
+			fprintf(stderr, "moebench calibrate: %s\n", moe_cli_unprefix("calibrate", moe_last_error()));
 			return 1;
 		}
 	}
@@ -105,7 +105,7 @@ int moe_cmd_calibrate(int argc, char **argv)
 		enum moe_status s = moe_bench_write_atomic(json, dump, o);
 		json_decref(o);
 		if (s != MOE_OK) {
-			fprintf(stderr, "moebench calibrate: %s\n", moe_last_error());
+			fprintf(stderr, "moebench calibrate: %s\n", moe_cli_unprefix("calibrate", moe_last_error()));
 			return 1;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_util.h"
 #include "commands.h"
 
 static void usage(FILE *f)
@@ -55,8 +56,7 @@ int moe_cmd_compare(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		default:
-			fprintf(stderr, "moebench compare: unknown or incomplete option '%s' (see --help)\n",
-				argv[optind - 1]);
+			moe_cli_bad_option("compare", argv[optind - 1], longopts);
 			return 2;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "moe/moe.h"
 #include "verify.h"
@@ -51,7 +52,7 @@ static int export_cmd(int argc, char **argv)
 			for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 				enum moe_op op;
 				if (moe_op_parse(t, &op) != MOE_OK) {
-					fprintf(stderr, "moebench vectors export: %s\n", moe_last_error());
+					fprintf(stderr, "moebench vectors export: %s\n", moe_cli_unprefix("vectors", moe_last_error()));
 					return 2;
 				}
 				ops |= 1u << op;
@@ -61,7 +62,7 @@ static int export_cmd(int argc, char **argv)
 		case 'p': {
 			enum moe_profile p;
 			if (moe_profile_parse(optarg, &p) != MOE_OK) {
-				fprintf(stderr, "moebench vectors export: %s\n", moe_last_error());
+				fprintf(stderr, "moebench vectors export: %s\n", moe_cli_unprefix("vectors", moe_last_error()));
 				return 2;
 			}
 			profiles |= 1u << p;
@@ -80,8 +81,7 @@ static int export_cmd(int argc, char **argv)
 		case 'q': depth = MOE_DEPTH_QUICK; break;
 		case 'h': usage(stdout); return 0;
 		default:
-			fprintf(stderr, "moebench vectors export: unknown or incomplete option '%s' (see --help)\n",
-				argv[optind - 1]);
+			moe_cli_bad_option("vectors export", argv[optind - 1], longopts);
 			return 2;
 		}
 	}
@@ -104,7 +104,7 @@ static int export_cmd(int argc, char **argv)
 		s = moe_vectors_export(dir, &cases, &written);
 	moe_vcase_list_free(&cases);
 	if (s != MOE_OK) {
-		fprintf(stderr, "moebench vectors export: %s\n", moe_last_error());
+		fprintf(stderr, "moebench vectors export: %s\n", moe_cli_unprefix("vectors", moe_last_error()));
 		return 2;
 	}
 	printf("wrote %zu vector files to %s\n", written, dir);

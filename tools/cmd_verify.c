@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "isolate.h"
 #include "moe/moe.h"
@@ -81,7 +82,7 @@ static int parse_ops(const char *arg, unsigned *mask)
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		enum moe_op op;
 		if (moe_op_parse(tok, &op) != MOE_OK) {
-			fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+			fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 			return -1;
 		}
 		*mask |= 1u << op;
@@ -132,7 +133,7 @@ int moe_cmd_verify(int argc, char **argv)
 		case 'p': {
 			enum moe_profile p;
 			if (moe_profile_parse(optarg, &p) != MOE_OK) {
-				fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+				fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 				goto out;
 			}
 			o.profile_mask |= 1u << p;
@@ -152,7 +153,7 @@ int moe_cmd_verify(int argc, char **argv)
 		}
 		case 'c':
 			if (moe_cases_read(optarg, &cases) != MOE_OK) {
-				fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+				fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 				goto out;
 			}
 			have_cases = true;
@@ -196,8 +197,7 @@ int moe_cmd_verify(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			fprintf(stderr, "moebench verify: unknown or incomplete option '%s' (see --help)\n",
-				argv[optind - 1]);
+			moe_cli_bad_option("verify", argv[optind - 1], longopts);
 			goto out;
 		}
 	}
@@ -233,7 +233,7 @@ int moe_cmd_verify(int argc, char **argv)
 		t->arg = a;
 		if (moe_plugin_is_path(a)) {
 			if (moe_plugin_open(a, &t->plugin) != MOE_OK) {
-				fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+				fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 				goto out;
 			}
 			t->b = moe_plugin_backend(t->plugin);
@@ -283,13 +283,13 @@ int moe_cmd_verify(int argc, char **argv)
 			s = moe_verify_backend(targets[i].b, targets[i].isa, &o, &rep);
 		}
 		if (s != MOE_OK) {
-			fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+			fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 			goto out;
 		}
 	}
 	moe_vreport_print_summary(stdout, &rep);
 	if (json && moe_vreport_write_json(&rep, json) != MOE_OK) {
-		fprintf(stderr, "moebench verify: %s\n", moe_last_error());
+		fprintf(stderr, "moebench verify: %s\n", moe_cli_unprefix("verify", moe_last_error()));
 		goto out;
 	}
 	rc = moe_vreport_count(&rep, MOE_V_FAIL) ? 1 : 0;
