@@ -388,12 +388,18 @@ struct moe_bench_options {
 	enum moe_dtype route_logits;   /* NONE = f32 */
 	bool quick;                    /* fewer models and shapes */
 	bool list_only;
+	/* --weights: the expert and layer cases in this weight format (and the activation handling the
+	 * engines pair with it) instead of each model's own; NULL = the model's */
+	const char *weights;
 	/* --scaling: only the layer and the expert prefill (M >= 64) cases, each run at 1..cores
 	 * threads (the caller runs them once per thread count). */
 	bool scaling;
 	/* a thread-count suffix for the keys ("/threads:N"), set by the caller per scaling pass */
 	int key_threads;
 };
+
+/* Whether w names a --weights format: f32, bf16, fp8, nvfp4, mxfp4. */
+bool moe_bench_weights_valid(const char *w);
 
 /* Builds the case list of the suite for these options. */
 enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct moe_bench_case **cases,

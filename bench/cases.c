@@ -11,6 +11,7 @@
  * --scaling keeps the layer and the expert prefill (M >= 64) cases only. Within a sweep, cases run
  * smallest first so the suite can predict and skip a call that would blow the time budget before
  * running it. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,36 @@ static struct moe_bench_case *add(struct builder *b, enum moe_op op, const struc
 	c->op = op;
 	snprintf(c->model, sizeof c->model, "%s", m->name);
 	return c;
+}
+
+/* --weights: a format and the activation handling engines run it with (FP8 blocks with 1x128
+ * activation groups as DeepSeek-V3; NVFP4 W4A4 as the ModelOpt checkpoints; MXFP4 with bf16
+ * activations as gpt-oss). The name was checked by moe_bench_weights_valid. */
+static void weights_override(const char *w, struct moe_expert_params *p)
+{
+	p->weight_sf_layout = MOE_SF_LINEAR;
+	if (strcmp(w, "f32") == 0) {
+		p->weight_dtype = MOE_DTYPE_F32, p->weight_scaling = MOE_SCALING_NONE, p->act_quant = MOE_ACT_NONE;
+	} else if (strcmp(w, "bf16") == 0) {
+		p->weight_dtype = MOE_DTYPE_BF16, p->weight_scaling = MOE_SCALING_NONE, p->act_quant = MOE_ACT_BF16;
+	} else if (strcmp(w, "fp8") == 0) {
+		p->weight_dtype = MOE_DTYPE_FP8E4M3, p->weight_scaling = MOE_SCALING_BLOCK_128x128;
+		p->act_quant = MOE_ACT_FP8_1x128;
+	} else if (strcmp(w, "nvfp4") == 0) {
+		p->weight_dtype = MOE_DTYPE_NVFP4, p->weight_scaling = MOE_SCALING_NVFP4, p->act_quant = MOE_ACT_NVFP4;
+	} else {
+		assert(strcmp(w, "mxfp4") == 0);
+		p->weight_dtype = MOE_DTYPE_MXFP4, p->weight_scaling = MOE_SCALING_MX, p->act_quant = MOE_ACT_BF16;
+	}
+}
+
+bool moe_bench_weights_valid(const char *w)
+{
+	static const char *const names[] = { "f32", "bf16", "fp8", "nvfp4", "mxfp4" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(w, names[i]) == 0)
+			return true;
+	return false;
 }
 
 static void format_name(const struct moe_expert_params *p, char *out, size_t n)
@@ -244,6 +275,11 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 	for (size_t k = 0; k < nm && selected(o, MOE_OP_EXPERT); k++) {
 		const struct moe_model_shape *m = list[k];
 		struct moe_expert_params p = moe_model_expert_params(m);
+		if (o->weights) {
+			weights_override(o->weights, &p);
+			experts(&b, m, &p, M, nM, warm_cold);
+			continue;
+		}
 		if (strcmp(m->name, "qwen3-30b-a3b") == 0) {
 			struct moe_expert_params f = p;
 			f.weight_dtype = MOE_DTYPE_F32;
@@ -256,6 +292,8 @@ enum moe_status moe_bench_build_cases(const struct moe_bench_options *o, struct 
 	for (size_t k = 0; k < nm && selected(o, MOE_OP_LAYER); k++) {
 		const struct moe_model_shape *m = list[k];
 		struct moe_expert_params p = moe_model_expert_params(m);
+		if (o->weights)
+			weights_override(o->weights, &p);
 		char fmt[96];
 		format_name(&p, fmt, sizeof fmt);
 		for (int cold = 0; cold < 2; cold++) {

@@ -54,6 +54,10 @@ check bench-threads-over-cores 0 "WARNING: --threads $over ran on fewer cores th
 n=$("$bin" bench --op layer --model qwen3-30b-a3b --list | grep -c '^layer/qwen3-30b-a3b/')
 if [ "$n" -eq 14 ]; then echo "ok   bench-layer-sweep"; else echo "FAIL bench-layer-sweep: $n cases, expected 7 T x warm/cold = 14"; fail=1; fi
 check bench-layer-sweep-last 0 '^layer/qwen3-30b-a3b/W=bf16.A=bf16/T:2048/cold$' -- "$bin" bench --op layer --model qwen3-30b-a3b --list
+# --weights: the expert and layer cases in another format (with its activation handling)
+check bench-weights-nvfp4 0 '^layer/qwen3-30b-a3b/W=nvfp4.A=nvfp4/T:16/cold$' -- "$bin" bench --op layer --model qwen3-30b-a3b --weights nvfp4 --list
+check bench-weights-mxfp4 0 '^expert/qwen3-30b-a3b/W=mxfp4.A=bf16/M:1/warm$' -- "$bin" bench --op expert --model qwen3-30b-a3b --weights mxfp4 --list
+check bench-weights-bad 2 "bad --weights 'q4'" -- "$bin" bench --weights q4 --list
 # --scaling keeps the layer and the expert prefill (M >= 64) only
 if "$bin" bench --scaling --model qwen3-30b-a3b --list | grep -qvE '^(layer/|expert/.*/M:(64|256|1024)/)'; then
 	echo "FAIL bench-scaling-list: a case other than the layer and expert prefill"; fail=1

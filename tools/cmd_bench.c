@@ -58,6 +58,9 @@ static void usage(FILE *f)
 		"  --budget S         seconds a benchmark should take (default 20; 0 = unlimited): long calls\n"
 		"                     run fewer repetitions (down to %d, each one call, reported with the count);\n"
 		"                     a benchmark whose %d repetitions would exceed S is skipped with the reason\n"
+		"  --weights FMT      expert and layer cases in FMT instead of each model's format: f32,\n"
+		"                     bf16 (bf16 activations), fp8 (128x128 blocks, 1x128 fp8 activations),\n"
+		"                     nvfp4 (W4A4), mxfp4 (bf16 activations)\n"
 		"  --cold, --warm     expert and layer benchmarks cold only (weights, and for the layer the\n"
 		"                     routed experts, rotated through > 2x the LLC) or warm only (default: both)\n"
 		"  --quick            fewer models and shapes\n"
@@ -229,7 +232,7 @@ int moe_cmd_bench(int argc, char **argv)
 {
 	enum { O_MIN_TIME = 256, O_BUDGET, O_COLD, O_WARM, O_QUICK, O_JSON, O_CSV, O_OUT, O_NO_BASE, O_NO_TORCH,
 	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS, O_COPIES, O_SCALING,
-	       O_PLUGIN_TIMEOUT };
+	       O_PLUGIN_TIMEOUT, O_WEIGHTS };
 	static const struct option longopts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "op", required_argument, NULL, 'o' },
 		{ "model", required_argument, NULL, 'm' }, { "shape", required_argument, NULL, 's' },
@@ -244,7 +247,7 @@ int moe_cmd_bench(int argc, char **argv)
 		{ "list", no_argument, NULL, O_LIST }, { "machine-name", no_argument, NULL, O_MACHINE },
 		{ "method", required_argument, NULL, O_METHOD }, { "profile", required_argument, NULL, O_PROFILE },
 		{ "logits", required_argument, NULL, O_LOGITS }, { "copies", required_argument, NULL, O_COPIES },
-		{ "scaling", no_argument, NULL, O_SCALING },
+		{ "scaling", no_argument, NULL, O_SCALING }, { "weights", required_argument, NULL, O_WEIGHTS },
 		{ "plugin-timeout", required_argument, NULL, O_PLUGIN_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
@@ -279,6 +282,13 @@ int moe_cmd_bench(int argc, char **argv)
 				}
 				o.op_mask |= 1u << op;
 			}
+			break;
+		case O_WEIGHTS:
+			if (!moe_bench_weights_valid(optarg)) {
+				fprintf(stderr, "moebench bench: bad --weights '%s' (f32, bf16, fp8, nvfp4 or mxfp4)\n", optarg);
+				return 2;
+			}
+			o.weights = optarg;
 			break;
 		case 'm': {
 			size_t used = strlen(model_buf);
