@@ -16,6 +16,9 @@
  * than 2x the LLC of distinct copies (at most 64 rotations; the row says when that was not reached).
  * distinct is then the mean over the rotations.
  *
+ * Reuse: the expert copies outlive their case when the next case has the same weights (the T
+ * sweep), so a model's weights are made once per warm and once per cold sweep.
+ *
  * Pack (prepare): the backend packs each of the C layer views once (E experts + the shared one),
  * timed together; the time and bytes are reported for one view (one layer). When the copies are
  * aliased (N < E) or C packed views would exceed MOE_PACK_CAP, fewer handles are made and the row
@@ -50,6 +53,7 @@ struct layer_inst {
 	double distinct, cold_bytes;
 	size_t llc;
 	bool aliased, cold;
+	bool complete;                        /* set up: its copies may be kept for the next case */
 };
 
 static void free_expert(struct moe_expert_weights *e)
@@ -59,11 +63,67 @@ static void free_expert(struct moe_expert_weights *e)
 	moe_qtensor_free(&e->down);
 }
 
+/* The expert copies (and shared experts) of the last layer case, kept for the next case with the
+ * same weights: the T sweep of a model makes them once per warm and once per cold sweep instead of
+ * once per token count. Key: the expert format and sizes, E, the shared expert, copies and views. */
+static struct {
+	bool valid;
+	struct moe_expert_params expert; /* tokens 0 */
+	int32_t E, ncopies;
+	int views;
+	enum moe_shared_combine shared;
+	int64_t shared_inter;
+	struct moe_expert_weights *copies, *shared_w;
+} cache;
+
+static void free_set(struct moe_expert_weights *copies, int32_t n, struct moe_expert_weights *shared, int views)
+{
+	for (int32_t e = 0; copies && e < n; e++)
+		free_expert(&copies[e]);
+	for (int v = 0; shared && v < views; v++)
+		free_expert(&shared[v]);
+	free(copies);
+	free(shared);
+}
+
+static void cache_clear(void)
+{
+	if (cache.valid)
+		free_set(cache.copies, cache.ncopies, cache.shared_w, cache.views);
+	memset(&cache, 0, sizeof cache);
+}
+
+static bool cache_matches(const struct layer_inst *r)
+{
+	struct moe_expert_params k = r->p.expert;
+	k.tokens = 0;
+	return cache.valid && memcmp(&k, &cache.expert, sizeof k) == 0 && cache.E == r->p.route.num_experts &&
+	       cache.ncopies == r->ncopies && cache.views == r->views && cache.shared == r->p.shared &&
+	       cache.shared_inter == r->p.shared_inter;
+}
+
 static void layer_teardown(void *inst)
 {
 	struct layer_inst *r = inst;
 	if (!r)
 		return;
+	if (r->complete) { /* keep the weights for the next case */
+		static bool registered;
+		cache_clear();
+		cache.valid = true;
+		cache.expert = r->p.expert;
+		cache.expert.tokens = 0;
+		cache.E = r->p.route.num_experts;
+		cache.ncopies = r->ncopies;
+		cache.views = r->views;
+		cache.shared = r->p.shared;
+		cache.shared_inter = r->p.shared_inter;
+		cache.copies = r->copies;
+		cache.shared_w = r->shared;
+		r->copies = r->shared = NULL;
+		if (!registered)
+			registered = atexit(cache_clear) == 0;
+	}
 	for (int32_t e = 0; r->copies && e < r->ncopies; e++)
 		free_expert(&r->copies[e]);
 	for (int v = 0; r->shared && v < r->views; v++)
@@ -184,7 +244,8 @@ static enum moe_status alloc_views(struct layer_inst *r)
 	const int32_t E = p->route.num_experts;
 	r->view_w = calloc((size_t)r->views * (size_t)E, sizeof *r->view_w);
 	r->w = calloc((size_t)r->views, sizeof *r->w);
-	r->shared = calloc((size_t)r->views, sizeof *r->shared);
+	if (!r->shared)
+		r->shared = calloc((size_t)r->views, sizeof *r->shared);
 	r->packed = calloc((size_t)r->views, sizeof *r->packed);
 	r->packed_shared = calloc((size_t)r->views, sizeof *r->packed_shared);
 	if (!r->view_w || !r->w || !r->shared || !r->packed || !r->packed_shared)
@@ -224,7 +285,16 @@ static enum moe_status layer_setup(const struct moe_bench_case *c, size_t llc, v
 	}
 	r->ncopies = E * r->views < nmax ? E * r->views : nmax;
 	r->aliased = r->ncopies < E;
-	r->copies = calloc((size_t)r->ncopies, sizeof *r->copies);
+	const bool reuse = cache_matches(r);
+	if (reuse) { /* the previous case's weights: same values, same memory */
+		r->copies = cache.copies;
+		r->shared = cache.shared_w;
+		cache.valid = false;
+		cache.copies = cache.shared_w = NULL;
+	} else {
+		cache_clear(); /* before making new ones: never two sets in memory */
+		r->copies = calloc((size_t)r->ncopies, sizeof *r->copies);
+	}
 	r->x = moe_bench_alloc((size_t)(T * H) * sizeof(float));
 	r->y = moe_bench_alloc((size_t)(T * H) * sizeof(float));
 	r->ids = moe_bench_alloc((size_t)(T * K) * sizeof *r->ids);
@@ -234,13 +304,13 @@ static enum moe_status layer_setup(const struct moe_bench_case *c, size_t llc, v
 	enum moe_status s = MOE_OK;
 	if (!r->copies || !r->x || !r->y || !r->ids || !r->weights || !r->workspace)
 		s = moe_fail(MOE_ERR_NOMEM, "layer: no memory for T=%lld E=%d H=%lld", (long long)T, E, (long long)H);
-	if (s == MOE_OK)
+	if (s == MOE_OK && !reuse)
 		s = make_expert(&p->expert, p->expert.inter, 0x5eed0410u, &r->copies[0]);
-	for (int32_t e = 1; s == MOE_OK && e < r->ncopies; e++)
+	for (int32_t e = 1; s == MOE_OK && !reuse && e < r->ncopies; e++)
 		s = copy_expert(&r->copies[0], &r->copies[e]);
 	if (s == MOE_OK)
 		s = alloc_views(r);
-	for (int v = 0; s == MOE_OK && p->shared != MOE_SHARED_NONE && v < r->views; v++)
+	for (int v = 0; s == MOE_OK && !reuse && p->shared != MOE_SHARED_NONE && v < r->views; v++)
 		s = v == 0 ? make_expert(&p->expert, p->shared_inter, 0x5eed0420u, &r->shared[0])
 			   : copy_expert(&r->shared[0], &r->shared[v]);
 	if (s == MOE_OK)
@@ -296,6 +366,7 @@ static enum moe_status layer_setup(const struct moe_bench_case *c, size_t llc, v
 		return s;
 	}
 	r->distinct = sum / r->rot;
+	r->complete = true;
 	*inst = r;
 	return MOE_OK;
 }

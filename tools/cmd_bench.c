@@ -33,7 +33,11 @@ static void usage(FILE *f)
 		"Command A+, MiniMax-M2, gpt-oss, Mixtral) and reports time, GFLOP/s, GB/s, tokens/s, the fraction\n"
 		"of the measured roofline and the speedup against the reference and the baselines of the same run.\n\n"
 		"  --backend B        a built-in backend (see `moebench info`) or a plugin .so; repeatable.\n"
-		"                     Default: every built-in backend this CPU can run.\n"
+		"                     Default: the table dispatch picks on this CPU (with --variants: also\n"
+		"                     every single-kernel variant this CPU runs), plus the reference and the\n"
+		"                     baselines.\n"
+		"  --variants         also every single-kernel variant this CPU runs (kernel authors: which\n"
+		"                     variant wins where); the default suite measures what users run\n"
 		"  --op LIST          route, norm, quantize, dequantize, expert, layer (default: all)\n"
 		"  --model LIST       qwen3-30b-a3b, deepseek-v3, command-a-plus, minimax-m2, gpt-oss-20b,\n"
 		"                     mixtral-8x7b (default: all)\n"
@@ -232,7 +236,7 @@ int moe_cmd_bench(int argc, char **argv)
 {
 	enum { O_MIN_TIME = 256, O_BUDGET, O_COLD, O_WARM, O_QUICK, O_JSON, O_CSV, O_OUT, O_NO_BASE, O_NO_TORCH,
 	       O_TORCH, O_CAL, O_NO_CAL, O_LIST, O_MACHINE, O_METHOD, O_PROFILE, O_LOGITS, O_COPIES, O_SCALING,
-	       O_PLUGIN_TIMEOUT, O_WEIGHTS };
+	       O_PLUGIN_TIMEOUT, O_WEIGHTS, O_VARIANTS };
 	static const struct option longopts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "op", required_argument, NULL, 'o' },
 		{ "model", required_argument, NULL, 'm' }, { "shape", required_argument, NULL, 's' },
@@ -248,6 +252,7 @@ int moe_cmd_bench(int argc, char **argv)
 		{ "method", required_argument, NULL, O_METHOD }, { "profile", required_argument, NULL, O_PROFILE },
 		{ "logits", required_argument, NULL, O_LOGITS }, { "copies", required_argument, NULL, O_COPIES },
 		{ "scaling", no_argument, NULL, O_SCALING }, { "weights", required_argument, NULL, O_WEIGHTS },
+		{ "variants", no_argument, NULL, O_VARIANTS },
 		{ "plugin-timeout", required_argument, NULL, O_PLUGIN_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
@@ -256,7 +261,7 @@ int moe_cmd_bench(int argc, char **argv)
 	const char *backend_args[16], *torch_script = MOE_SOURCE_DIR "/scripts/bench-torch-routing", *cal_path = NULL;
 	char model_buf[512] = "";
 	size_t nbackend_args = 0, nmodels = 0;
-	bool baselines = true, torch = true, calibrate = true, machine_only = false;
+	bool baselines = true, torch = true, calibrate = true, machine_only = false, variants = false;
 	int c;
 	/* a line at a time: piped output is complete up to the last line whatever happens later */
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -318,6 +323,7 @@ int moe_cmd_bench(int argc, char **argv)
 			o.cfg.copies = (int)l;
 			break;
 		case O_SCALING: o.scaling = true; break;
+		case O_VARIANTS: variants = true; break;
 		case 'r':
 			if (!parse_int(optarg, &l) || l < MOE_BENCH_MIN_REPS || l > MOE_BENCH_MAX_REPS) {
 				fprintf(stderr, "moebench bench: bad --reps '%s' (%d..%d)\n", optarg, MOE_BENCH_MIN_REPS,
@@ -487,10 +493,11 @@ int moe_cmd_bench(int argc, char **argv)
 		if (!dup && nb < 63)
 			backends[nb++] = (struct moe_bench_backend_ref){ b, whole, moe_plugin_is_path(backend_args[i]) };
 	}
-	/* Default: every single-variant table this CPU runs (so every optimized kernel is measured, not
-	 * only the one dispatch picks), then the table dispatch picks; the suite skips a slot already
-	 * measured, so the dispatched table only adds rows where it runs something no variant does. */
-	for (size_t i = 1; nbackend_args == 0 && i < moe_builtin_count() && nb < 62; i++) {
+	/* Default: the table dispatch picks (what users run); with --variants first every single-variant
+	 * table this CPU runs (every optimized kernel measured, not only the one dispatch picks; the
+	 * suite skips a slot already measured, so the dispatched table then only adds rows where it
+	 * runs something no variant does). */
+	for (size_t i = 1; nbackend_args == 0 && variants && i < moe_builtin_count() && nb < 62; i++) {
 		const struct moe_builtin *bi = moe_builtin_at(i);
 		if (bi->op == MOE_OP_COUNT)
 			continue;
