@@ -2,7 +2,10 @@
  * MLP in parallel, x = (x + attn) + mlp in fp32, final norm, tied LM head times logit_scale.
  *
  * Which code runs: the REF path takes every op from the reference table and this folder's plain C
- * linear and attention; the OPT path takes norm, route, expert and layer from the chosen table
+ * linear and attention, and where a double-precision twin exists it gives the values: the norms
+ * (moe_norm_ref_f64), the dense MLP (moe_expert_ref_f64) and the MoE block's experts and combine
+ * (moe_layer_ref_f64 on the reference router's ids and weights), each rounded once to fp32; the
+ * OPT path takes norm, route, expert and layer from the chosen table
  * (ops it lacks from the dispatched one) and the AVX-512 linear and attention when the CPU has
  * AVX-512. Expert weights are packed once, at create, by the table that runs them, unless the model
  * already holds handles of that table. Norms are run per block of rows as tasks, the rest of the ops
@@ -37,6 +40,7 @@ struct moe_forward {
 	int32_t *ids;
 	float *yslot, *xg, *yg, *ysh;
 	int32_t *counts, *offsets, *perm;
+	double *yd, *bd; /* reference path: the double-precision twins' outputs and bounds, T x H */
 	float *scratch;
 	int scratch_threads;
 	void *ws;
@@ -273,6 +277,9 @@ static void free_buffers(struct moe_forward *f)
 		free(*fl[i]);
 		*fl[i] = NULL;
 	}
+	free(f->yd);
+	free(f->bd);
+	f->yd = f->bd = NULL;
 	free(f->ids);
 	free(f->counts);
 	free(f->offsets);
@@ -402,6 +409,11 @@ static enum moe_status grow(struct moe_forward *f, int64_t T, int threads)
 		f->wts = malloc(t * K * sizeof(float));
 		f->ids = malloc(t * K * sizeof(int32_t));
 		bool ok = f->x && f->h && f->a && f->mo && f->xf && f->q && f->att && f->k && f->v && f->rl && f->wts && f->ids;
+		if (ok && f->opt.path == MOE_FWD_REF) {
+			f->yd = malloc(t * H * sizeof(double));
+			f->bd = malloc(t * H * sizeof(double));
+			ok = f->yd && f->bd;
+		}
 		if (ok && f->opt.split_moe) {
 			f->yslot = malloc(t * K * H * sizeof(float));
 			f->xg = malloc(t * H * sizeof(float));
@@ -467,6 +479,12 @@ static void run_norm(struct moe_forward *f, const struct moe_qtensor *w, int64_t
 	const struct moe_model_config *c = &f->m->cfg;
 	struct norm_task a = { f->t_norm, { c->norm, T, c->hidden_size, c->norm_eps, MOE_DTYPE_F32, w->dtype, MOE_DTYPE_F32 },
 			       x, w->data, y };
+	if (f->opt.path == MOE_FWD_REF) { /* the double twin, rounded once to fp32 */
+		moe_norm_ref_f64(&a.p, x, w->data, f->yd);
+		for (int64_t i = 0; i < T * c->hidden_size; i++)
+			y[i] = (float)f->yd[i];
+		return;
+	}
 	moe_parallel_for(th, (T + NORM_ROWS - 1) / NORM_ROWS, norm_task_fn, &a);
 }
 
@@ -612,7 +630,14 @@ enum moe_status moe_forward_run(struct moe_forward *f, const int32_t *ids, int64
 			const struct moe_expert_params ep = expert_params(f, c->prefix_dense_intermediate_size, T);
 			if ((s = need_ws(f, moe_backend_workspace(f->t_expert, MOE_OP_EXPERT, &ep, th->count))) != MOE_OK)
 				return s;
-			moe_backend_expert(f->t_expert, &ep, f->h, &ly->dense_mlp, f->pk_dense[l], 0, f->mo, f->ws, th);
+			if (f->opt.path == MOE_FWD_REF) {
+				if ((s = moe_expert_ref_f64(&ep, f->h, &ly->dense_mlp, f->yd, f->bd)) != MOE_OK)
+					return moe_fail(s, "layer %d dense MLP: %s", (int)l, moe_last_error());
+				for (int64_t i = 0; i < T * H; i++)
+					f->mo[i] = (float)f->yd[i];
+			} else {
+				moe_backend_expert(f->t_expert, &ep, f->h, &ly->dense_mlp, f->pk_dense[l], 0, f->mo, f->ws, th);
+			}
 			LAP(MOE_PH_DENSE_MLP);
 		} else {
 			f->linear(&ly->router, T, f->h, f->rl, th);
@@ -628,6 +653,13 @@ enum moe_status moe_forward_run(struct moe_forward *f, const int32_t *ids, int64
 					return s;
 				moe_backend_layer(f->t_layer, &lp, f->h, f->rl, NULL, &lw, f->pk_exp[l], f->pk_sh[l], f->mo,
 						  f->ids, f->wts, f->ws, th);
+				if (f->opt.path == MOE_FWD_REF) {
+					/* the reference's routing, then the experts and the combine in double */
+					if ((s = moe_layer_ref_f64(&lp, f->h, f->ids, f->wts, &lw, f->yd, f->bd, NULL)) != MOE_OK)
+						return moe_fail(s, "layer %d MoE: %s", (int)l, moe_last_error());
+					for (int64_t i = 0; i < T * H; i++)
+						f->mo[i] = (float)f->yd[i];
+				}
 				LAP(MOE_PH_MOE);
 			}
 		}
