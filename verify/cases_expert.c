@@ -1,7 +1,8 @@
 /* Expert cases: every weight format of expert.h with the activation handling that goes with it
  * (fp32, W16A16, W8A16/W8A8 per-tensor and DeepSeek blocks, NVFP4 W4A16 and W4A4 in every scale
  * layout, MXFP4 W4A16), small shapes that keep --quick fast plus gpt-oss and DeepSeek hidden sizes
- * in --full, M = 0, 1 and a few tokens (decode) and 17 to 257 (prefill), and activations with
+ * in --full, M = 0, 1 and a few tokens (decode), every M from 2 to 32 (each remainder of the token
+ * tiles) and 17 to 257 (prefill), and activations with
  * outliers. Weights are drawn in fp32 and quantized by the reference quantizer (the quantizer is
  * not under test here). */
 #include <math.h>
@@ -66,6 +67,21 @@ enum moe_status moe_catalogue_expert(enum moe_vdepth depth, uint64_t base_seed, 
 						return s;
 				}
 			}
+		}
+		/* Remainders: every token count 2..32 not drawn above, on the smallest shape, so that each
+		 * remainder class of the token tiles (decode 2 and 4 rows, prefill 6, 12 and 16) and of
+		 * the 16-token decode/prefill boundary runs in --quick for every format. */
+		for (int64_t M = 2; M <= 32; M++, n++) {
+			if (M == 3 || M == 8 || M == 17)
+				continue;
+			c.T = c.expert.tokens = M;
+			c.expert.hidden = shapes[0][0];
+			c.expert.inter = shapes[0][1];
+			c.gen = MOE_GEN_NORMAL;
+			c.seed = base_seed + n * 32452843u;
+			enum moe_status s = moe_vcase_push_valid(out, &c);
+			if (s != MOE_OK)
+				return s;
 		}
 		/* Prefill: more than 16 tokens, which the decode variants decline and the prefill ones take
 		 * (a remainder tile at 17 and 257, whole tiles at 64). */

@@ -21,7 +21,8 @@ struct route_shape {
 };
 
 /* Real models (routing.md, cohere2-moe.md) first, then awkward shapes: E not a power of two, K = 1,
- * K = E - 1, small grouped problems where group near-ties are frequent. */
+ * K = E - 1, small grouped problems where group near-ties are frequent, grouped with and without
+ * a bias. */
 static const struct route_shape shapes[] = {
 	{ "deepseek-v3", MOE_ROUTE_DEEPSEEKV3, 256, 8, 8, 4, true, 2.5f, true },
 	{ "deepseek-v3-ungrouped", MOE_ROUTE_DEEPSEEKV3, 256, 8, 1, 1, true, 2.5f, true },
@@ -42,6 +43,10 @@ static const struct route_shape shapes[] = {
 	{ "E20-K1-default", MOE_ROUTE_DEFAULT, 20, 1, 0, 0, false, 1.0f, false },
 	{ "E12-G3-deepseek", MOE_ROUTE_DEEPSEEKV3, 12, 7, 3, 2, true, 1.5f, true },
 	{ "E72-G6-deepseek", MOE_ROUTE_DEEPSEEKV3, 72, 8, 6, 3, true, 2.5f, true },
+	/* grouped without a correction bias: vLLM then scores a group by its maximum, the other
+	 * engines by the top-2 sum (routing.md); every biased case takes the top-2 path */
+	{ "deepseek-v3-nobias", MOE_ROUTE_DEEPSEEKV3, 256, 8, 8, 4, true, 2.5f, false },
+	{ "E72-G6-deepseek-nobias", MOE_ROUTE_DEEPSEEKV3, 72, 8, 6, 3, true, 2.5f, false },
 	{ "E36-minimax", MOE_ROUTE_MINIMAX2, 36, 5, 0, 0, true, 1.0f, true },
 	{ "E24-K23-renorm", MOE_ROUTE_RENORMALIZE, 24, 23, 0, 0, true, 1.0f, false },
 };

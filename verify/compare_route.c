@@ -10,7 +10,8 @@
  * (-inf, or 0.0 for hf). Rows with non-finite inputs, and all-equal rows, must match exactly.
  * Accepted deviations are counted as near-ties; weights are then aligned by expert id (same set)
  * or checked against the exact weights of the kernel's own selection (different set). When the
- * models reject the reference itself, the row is reported untrusted rather than failed. */
+ * models reject the reference itself, the row is reported untrusted rather than failed. Under the
+ * profiles that return bf16 weights, a weight that is not a bf16 value fails whatever its error. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -251,6 +252,24 @@ static void fail_ids(struct moe_vresult *r, int64_t t, int32_t K, int64_t slot, 
 	}
 }
 
+/* Where the profile returns bf16 weights (flashinfer, hf) in fp32 storage, every finite weight
+ * must be a bf16 value: the budget allows one bf16 ulp of error, so an fp32 weight left unrounded
+ * would pass it, yet it is not what the engine delivers. */
+static void bf16_values(const struct moe_route_row *rw, int64_t t, const float *wk, struct moe_vresult *r)
+{
+	if (!rw->t->w_bf16)
+		return;
+	for (int32_t k = 0; k < rw->K; k++) {
+		if (!isfinite(wk[k]) || (moe_f32_bits(wk[k]) & 0xffffu) == 0)
+			continue;
+		if (r->status != MOE_V_FAIL)
+			snprintf(r->reason, sizeof r->reason, "row %lld: weight %d is not a bf16 value (the %s profile "
+				 "returns bf16 weights)", (long long)t, k, moe_profile_name(rw->p->profile));
+		moe_vresult_mismatch(r, "weights(bf16)", t * rw->K + k, wk[k], moe_round_bf16(wk[k]),
+				     fabs((double)wk[k] - moe_round_bf16(wk[k])), 0.0);
+	}
+}
+
 void moe_route_compare(const struct moe_route_params *p, int64_t T, const float *L32, const float *b32,
 		       const int32_t *ids_r, const float *w_r, const int32_t *ids_k, const float *w_k,
 		       void *ws, struct moe_vresult *r)
@@ -267,6 +286,7 @@ void moe_route_compare(const struct moe_route_params *p, int64_t T, const float 
 		const float *wk = w_k + t * K, *wr = w_r + t * K;
 		double ssum, err, allowed;
 		rw.L = L32 + t * E;
+		bf16_values(&rw, t, wk, r);
 		bool same = memcmp(ik, ir, (size_t)K * sizeof *ik) == 0;
 		bool same_set = same;
 		if (!same) {
