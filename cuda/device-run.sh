@@ -17,10 +17,10 @@ run() { # run LOG COMMAND...: echo the command, run it with its output in OUTDIR
 	local log=$1
 	shift
 	echo "$* > $log" >>"$cmds"
-	local t0=$(date +%s.%N)
+	local t0=$(date +%s%N)
 	"$@" >"$out/$log" 2>&1
 	local rc=$?
-	echo "  # exit $rc, $(echo "$(date +%s.%N) - $t0" | bc) s" >>"$cmds"
+	echo "  # exit $rc, $(( ($(date +%s%N) - t0) / 1000000 )) ms" >>"$cmds"
 	return $rc
 }
 {
@@ -56,7 +56,8 @@ run verify-norm.txt $mb verify --backend $so --op norm --json "$out/verify-norm.
 run verify-fast-route.txt $mb verify --backend $fast --op route --quick
 run verify-fast-norm.txt $mb verify --backend $fast --op norm --quick
 for f in verify-route-quick verify-route-full verify-norm verify-fast-route verify-fast-norm; do
-	printf '%-20s ' $f; grep -E '^(summary|total)|PASS:|FAIL:' "$out/$f.txt" | tail -1; tail -1 "$out/$f.txt"
+	printf '%-20s ' $f; tail -1 "$out/$f.txt"
+	grep -E '^(FAIL|UNTRUSTED)' "$out/$f.txt" | head -20
 done
 
 : >"$out/route-kernel.txt"
