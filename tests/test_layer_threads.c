@@ -124,12 +124,18 @@ static void free_out(struct out *o)
 	free(o->w);
 }
 
-/* One expert through expert_mt: plain and packed, 1 and 3 threads, against moe_expert_ref_f64. */
-static void check_expert(const struct moe_backend *b, const struct moe_expert_params *ep0, const struct moe_expert_weights *w,
-			 const struct moe_packed *pk, int32_t index, struct moe_pool *const pools[3], const char *tag)
+/* One expert through expert_mt: plain and packed, 1 and 3 threads, against moe_expert_ref_f64, at
+ * M tokens (19: the panel path; 3: the decode kernels, where the workspace the table asks for must
+ * cover the expert kernel's own, moe_expert_workspace_bytes, which that path hands it). */
+static void check_expert_m(const struct moe_backend *b, const struct moe_expert_params *ep0, const struct moe_expert_weights *w,
+			   const struct moe_packed *pk, int32_t index, struct moe_pool *const pools[3], const char *tag, int64_t tokens)
 {
 	struct moe_expert_params ep = *ep0;
-	ep.tokens = 19;
+	ep.tokens = tokens;
+	for (int n = 1; tokens <= 16 && n <= 3; n++) /* M <= 16: the layer files' decode path (LK_DECODE_MAX) */
+		ck_assert_msg(moe_backend_workspace(b, MOE_OP_EXPERT, &ep, n) >= moe_expert_workspace_bytes(&ep),
+			      "%s: M=%lld, %d threads: expert_mt workspace %zu below the expert kernel's %zu", tag,
+			      (long long)tokens, n, moe_backend_workspace(b, MOE_OP_EXPERT, &ep, n), moe_expert_workspace_bytes(&ep));
 	const int64_t M = ep.tokens, H = ep.hidden;
 	float *x = malloc((size_t)(M * H) * sizeof(float)), *y[4];
 	double *ref = malloc((size_t)(M * H) * sizeof(double)), *bound = malloc((size_t)(M * H) * sizeof(double));
@@ -157,6 +163,13 @@ static void check_expert(const struct moe_backend *b, const struct moe_expert_pa
 	free(x);
 	free(ref);
 	free(bound);
+}
+
+static void check_expert(const struct moe_backend *b, const struct moe_expert_params *ep0, const struct moe_expert_weights *w,
+			 const struct moe_packed *pk, int32_t index, struct moe_pool *const pools[3], const char *tag)
+{
+	check_expert_m(b, ep0, w, pk, index, pools, tag, 19);
+	check_expert_m(b, ep0, w, pk, index, pools, tag, 3);
 }
 
 static int cases_run;

@@ -679,8 +679,12 @@ static inline size_t lk_expert_mt_bytes(const struct moe_expert_params *p, int t
 		return ref;
 	const size_t M = (size_t)p->tokens, H = (size_t)p->hidden, I = (size_t)p->inter;
 	const size_t n = threads < 1 ? 1 : (size_t)threads;
-	return ek_round64(M * (H + 1) * 2) + ek_round64(M * (I + 1) * 2) + n * ek_round64(M * 32 * 4) +
-	       ek_round64(sizeof(struct lk_task) * (8 * n + 1));
+	const size_t panels = ek_round64(M * (H + 1) * 2) + ek_round64(M * (I + 1) * 2) + n * ek_round64(M * 32 * 4) +
+			      ek_round64(sizeof(struct lk_task) * (8 * n + 1));
+	/* at most LK_DECODE_MAX tokens run the generic path (lk_expert_mt), which takes the expert
+	 * kernel's own workspace: the panel regions alone were smaller there (a decode kernel wrote
+	 * past them) */
+	return p->tokens > LK_DECODE_MAX ? panels : (panels > ref ? panels : ref);
 }
 
 static inline void lk_expert_mt(enum moe_isa isa, const struct moe_expert_params *p, const float *x,
