@@ -17,12 +17,13 @@ void *moe_alloc_large(size_t bytes)
 		return NULL;
 	if (bytes < HUGE_BYTES)
 		return aligned_alloc(64, (bytes + 63) / 64 * 64);
-	const size_t rounded = (bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
-	void *p = aligned_alloc(HUGE_BYTES, rounded);
+	void *p = aligned_alloc(HUGE_BYTES, (bytes + 63) / 64 * 64);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
+	/* only the whole 2 MiB blocks: a huge page over the tail would make up to 2 MiB resident that
+	 * the caller never asked for (+33% on a 3 MiB tensor) */
 	const char *env = getenv("MOE_HUGEPAGES");
 	if (p && !(env && strcmp(env, "0") == 0))
-		(void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: EINVAL where THP is absent */
+		(void)madvise(p, bytes / HUGE_BYTES * HUGE_BYTES, MADV_HUGEPAGE); /* advice only */
 #endif
 	return p;
 }

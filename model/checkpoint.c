@@ -28,8 +28,8 @@
  *               <base>.weight_scale_2 and <base>.input_scale (F32, amax/(448*6); the engines multiply
  *               by them: alpha = input_scale * weight_scale_2); global_scale = 1 / weight_scale_2.
  * On load every weight goes to the requested format: kept as stored when it already is (pointing
- * into the mapping, zero-copy, below 2 MiB; larger ones are copied once into huge-page memory and
- * their mapped pages dropped), else dequantized by moe_dequantize__ref and quantized by
+ * into the mapping, zero-copy; dense ones of 2 MiB or more are copied once into huge-page memory
+ * and their mapped pages dropped), else dequantized by moe_dequantize__ref and quantized by
  * moe_quantize__ref into memory the model owns. Dense tensors (embedding, attention, router) go to
  * F32 or BF16, norms to F32; expert, shared-expert and dense-MLP weights to the expert format.
  * Errors name the file and the tensor; on failure everything is released. */
@@ -62,6 +62,7 @@ struct ctx {
 	const struct moe_model_load_options *opt;
 	enum quant_method qm;
 	bool stored_nvfp4; /* the experts are stored as NVFP4 */
+	bool copy_big;     /* load_dense: plain tensors of COPY_MIN_BYTES or more are copied (view) */
 	struct moe_model *m;
 };
 
@@ -311,8 +312,10 @@ static void drop_mapped(const void *p, size_t bytes)
 		(void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }
 
-/* Plain tensors from this size on are copied into huge-page memory (include/moe/memory.h): a GEMV
- * over a mapped file's 4 KiB pages streams ~25% slower. */
+/* Dense plain tensors (embedding / LM head, attention, router) from this size on are copied into
+ * huge-page memory (include/moe/memory.h): a GEMV over a mapped file's 4 KiB pages streams ~25%
+ * slower. Expert weights are not: the optimized path runs them from the backend's packed copy, and
+ * a second plain copy would cost their size again in memory. */
 #define COPY_MIN_BYTES ((size_t)2 << 20)
 
 /* The stored weight as a qtensor view, pointing into the mapping where it can (F16 is widened into
@@ -342,7 +345,7 @@ static enum moe_status view(struct ctx *c, const struct src *s, struct moe_qtens
 		v->dtype = s->dtype == MOE_STMAP_F32 ? MOE_DTYPE_F32 : MOE_DTYPE_BF16;
 		v->data = (void *)s->data;
 		const size_t es = s->dtype == MOE_STMAP_F32 ? 4 : 2;
-		if ((uintptr_t)s->data % es || n * es >= COPY_MIN_BYTES) {
+		if ((uintptr_t)s->data % es || (c->copy_big && n * es >= COPY_MIN_BYTES)) {
 			if (!(v->data = own_alloc(c, n * es)))
 				return moe_fail(MOE_ERR_NOMEM, "%s: tensor %s: out of memory", s->path, s->name);
 			memcpy(v->data, s->data, n * es);
@@ -434,7 +437,12 @@ static enum moe_status load_dense(struct ctx *c, const char *base, int64_t rows,
 {
 	struct src s;
 	enum moe_status st = get_src(c, base, rows, cols, what, &s);
-	return st != MOE_OK ? st : convert(c, &s, c->opt->dense_dtype, MOE_SCALING_NONE, out);
+	if (st != MOE_OK)
+		return st;
+	c->copy_big = true;
+	st = convert(c, &s, c->opt->dense_dtype, MOE_SCALING_NONE, out);
+	c->copy_big = false;
+	return st;
 }
 
 /* A norm weight "<name>" [H] into F32 [1][H]. */

@@ -18,7 +18,8 @@ extern "C" {
 #endif
 
 /* At least `bytes` (rounded up to a multiple of 64), 64-byte aligned; from 2 MiB on, 2 MiB aligned
- * and advised for huge pages before anything touches it. Contents undefined; NULL when out of
+ * and its whole 2 MiB blocks advised for huge pages before anything touches them (the tail keeps
+ * 4 KiB pages, so nothing beyond `bytes` becomes resident). Contents undefined; NULL when out of
  * memory or bytes == 0. Released with free(). */
 void *moe_alloc_large(size_t bytes);
 
