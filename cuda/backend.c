@@ -3,8 +3,9 @@
  * Two shared objects are built from these sources: libmoebench_cuda.so ("cuda", IEEE mode: the
  * numbers verify judges against the reference) and, with MOE_CUDA_FAST, libmoebench_cuda_fast.so
  * ("cuda-fast": __expf, tanh.approx, approximate division, as engines build their kernels). Both
- * run routing (every method under every profile, fp32 and bf16 logits and biases) and LayerNorm /
- * RMSNorm; the other slots are NULL ("not provided").
+ * run routing (every method under every profile, fp32 and bf16 logits and biases), LayerNorm /
+ * RMSNorm and the W16A16 expert MLP on tensor cores, whose pack uploads the weights to device memory
+ * once (expert_mt runs on that handle); quantize, dequantize and layer are NULL ("not provided").
  *
  * No CUDA call happens in the entry point or at load: moebench loads a plugin in its own process
  * and forks children that call the kernels, and a CUDA context does not survive fork(). The device
@@ -13,6 +14,7 @@
  * that verify and bench report SKIP, and says why once on stderr. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cuda_runtime_api.h>
 
@@ -22,11 +24,17 @@
 #ifdef MOE_CUDA_FAST
 #define ROUTE moe_cuda_route_fast
 #define NORM moe_cuda_norm_fast
+#define EXPERT_PACK moe_cuda_expert_pack_fast
+#define EXPERT_RELEASE moe_cuda_expert_release_fast
+#define EXPERT_RUN moe_cuda_expert_fast
 #define NAME "cuda-fast"
 #define MODE "fast-math mode (__expf, tanh.approx, approximate division)"
 #else
 #define ROUTE moe_cuda_route
 #define NORM moe_cuda_norm
+#define EXPERT_PACK moe_cuda_expert_pack
+#define EXPERT_RELEASE moe_cuda_expert_release
+#define EXPERT_RUN moe_cuda_expert
 #define NAME "cuda"
 #define MODE "IEEE mode"
 #endif
@@ -83,6 +91,14 @@ static bool route_supported(const struct moe_route_params *p)
 	return true;
 }
 
+/* The tensor-core expert: bf16 weights without scales, bf16 activations, whole 16x16 tiles. */
+static bool expert_supported(const struct moe_expert_params *p)
+{
+	return p->weight_dtype == MOE_DTYPE_BF16 && p->weight_scaling == MOE_SCALING_NONE &&
+	       p->act_quant == MOE_ACT_BF16 && p->hidden % 16 == 0 && p->inter % 16 == 0 &&
+	       p->hidden <= (1 << 24) && p->inter <= (1 << 24);
+}
+
 static bool cuda_supports(enum moe_op op, const void *problem)
 {
 	if (!moe_cuda_device_ok(NULL))
@@ -92,9 +108,59 @@ static bool cuda_supports(enum moe_op op, const void *problem)
 		return route_supported(problem);
 	case MOE_OP_NORM:
 		return true;
+	case MOE_OP_EXPERT:
+		return expert_supported(problem);
 	default:
 		return false;
 	}
+}
+
+static const struct moe_backend cuda_backend;
+
+/* pack: the upload of count experts to device memory, once. */
+static enum moe_status cuda_pack(const struct moe_expert_params *p, int32_t count, const struct moe_expert_weights *w,
+				 const struct moe_threads *th, struct moe_packed **out)
+{
+	(void)th;
+	*out = NULL;
+	if (!moe_cuda_device_ok(NULL) || !expert_supported(p))
+		return MOE_ERR_UNSUPPORTED; /* the host runs the plain weights through the same slots */
+	struct moe_packed *h = malloc(sizeof *h);
+	if (!h)
+		return MOE_ERR_NOMEM;
+	size_t bytes = 0;
+	void *impl = EXPERT_PACK(p, count, w, &bytes);
+	if (!impl) {
+		free(h);
+		return MOE_ERR_NOMEM;
+	}
+	*h = (struct moe_packed){ .owner = &cuda_backend, .count = count, .format = *p, .bytes = bytes, .impl = impl };
+	*out = h;
+	return MOE_OK;
+}
+
+static void cuda_release(struct moe_packed *packed)
+{
+	if (packed) {
+		EXPERT_RELEASE(packed->impl);
+		free(packed);
+	}
+}
+
+static void cuda_expert(const struct moe_expert_params *p, const float *x, const struct moe_expert_weights *w, float *y,
+			void *workspace)
+{
+	(void)workspace;
+	EXPERT_RUN(p, x, w, NULL, 0, y);
+}
+
+static void cuda_expert_mt(const struct moe_expert_params *p, const float *x, const struct moe_expert_weights *w,
+			   const struct moe_packed *packed, int32_t index, float *y, void *workspace,
+			   const struct moe_threads *th)
+{
+	(void)workspace;
+	(void)th; /* the GPU does the work; the host threads have nothing to add */
+	EXPERT_RUN(p, x, w, packed ? packed->impl : NULL, index, y);
 }
 
 static const struct moe_backend cuda_backend = {
@@ -102,10 +168,15 @@ static const struct moe_backend cuda_backend = {
 	.struct_size = sizeof(struct moe_backend),
 	.name = NAME,
 	.description = "CUDA kernels for sm_90a, " MODE ": routing (10 methods, 3 profiles, one warp per token), "
-		       "LayerNorm/RMSNorm; host buffers copied to and from the GPU on every call",
+		       "LayerNorm/RMSNorm, the bf16 expert on tensor cores (weights uploaded by pack); "
+		       "host buffers copied to and from the GPU on every call",
 	.route = ROUTE,
 	.norm = NORM,
+	.expert = cuda_expert,
 	.supports = cuda_supports,
+	.pack = cuda_pack,
+	.release = cuda_release,
+	.expert_mt = cuda_expert_mt,
 };
 
 __attribute__((visibility("default"))) moe_backend_entry_fn moe_backend_entry_v2;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "moe/expert.h"
 #include "moe/norm.h"
 #include "moe/routing.h"
 
@@ -38,6 +39,20 @@ void moe_cuda_route_fast(const struct moe_route_params *p, int64_t T, const void
 			 int32_t *ids, float *weights);
 void moe_cuda_norm(const struct moe_norm_params *p, const void *x, const void *w, void *y);
 void moe_cuda_norm_fast(const struct moe_norm_params *p, const void *x, const void *w, void *y);
+
+/* The W16A16 expert (expert.cu): pack uploads count experts and returns the device handle (NULL
+ * when device memory is short) with its bytes; run takes that handle and an index, or NULL and
+ * the plain weights w (uploaded for the call). */
+void *moe_cuda_expert_pack(const struct moe_expert_params *p, int32_t count, const struct moe_expert_weights *w,
+			   size_t *bytes);
+void *moe_cuda_expert_pack_fast(const struct moe_expert_params *p, int32_t count,
+				const struct moe_expert_weights *w, size_t *bytes);
+void moe_cuda_expert_release(void *impl);
+void moe_cuda_expert_release_fast(void *impl);
+void moe_cuda_expert(const struct moe_expert_params *p, const float *x, const struct moe_expert_weights *w,
+		     const void *impl, int32_t index, float *y);
+void moe_cuda_expert_fast(const struct moe_expert_params *p, const float *x, const struct moe_expert_weights *w,
+			  const void *impl, int32_t index, float *y);
 
 /* Device-pointer forms for the kernel-only benchmark (cuda/route_bench.cu): logits, bias, ids and
  * weights live on the device; launches on `stream` and returns without synchronizing. */

@@ -1,9 +1,9 @@
 #!/bin/sh
 # The CUDA backend plugins (cuda/) on any machine: they load, export only the entry point, and
 # `moebench verify` runs them to a clean end. Without a usable GPU (CI: nvcc, no GPU) every problem
-# is declined: SKIP lines, the reason once per child on stderr ("moebench-cuda: ... every problem
-# is declined"), no FAIL, no crash, and exit status 0 (nothing failed). With a usable device
-# (sm_90a) the quick catalogue must PASS.
+# is declined: SKIP lines (route, norm, expert; quantize is not provided), the reason once per
+# child on stderr ("moebench-cuda: ... every problem is declined"), no FAIL, no crash, and exit
+# status 0 (nothing failed). With a usable device (sm_90a) the quick catalogue must PASS.
 # usage: test-cuda-plugin.sh MOEBENCH CUDA_PLUGIN CUDA_FAST_PLUGIN WORK_DIR
 set -u
 mb=$1
@@ -35,7 +35,7 @@ rc=$?
 if grep -q 'moebench-cuda: .*every problem is declined' "$work/out"; then
 	echo "no usable CUDA device here: $(grep -m1 'moebench-cuda:' "$work/out")"
 	for so in "$plugin" "$fast"; do
-		for op in route norm; do
+		for op in route norm expert; do
 			expect 0 "verify --backend $(basename "$so") --op $op without a GPU: no FAIL" \
 				"$mb" verify --backend "$so" --op "$op" --quick
 			check "$op: SKIP lines, declined by supports()" \
@@ -43,15 +43,17 @@ if grep -q 'moebench-cuda: .*every problem is declined' "$work/out"; then
 			check "$op: the reason on stderr" 'grep -q "moebench-cuda: .*every problem is declined (SKIP)" "$work/out"'
 			check "$op: no PASS, FAIL or crash" '! grep -Eq "^(PASS|FAIL)|killed by signal|crashed" "$work/out"'
 		done
-		expect 0 "verify --backend $(basename "$so") --op expert: not provided" \
-			"$mb" verify --backend "$so" --op expert --quick
-		check "expert: SKIP not provided" 'grep -Eq "^SKIP +expert +cuda.*not provided" "$work/out"'
+		expect 0 "verify --backend $(basename "$so") --op quantize: not provided" \
+			"$mb" verify --backend "$so" --op quantize --quick
+		check "quantize: SKIP not provided" 'grep -Eq "^SKIP +quantize +cuda.*not provided" "$work/out"'
 	done
 else
 	echo "a CUDA device is usable here"
 	[ "$rc" -eq 0 ] || { echo "FAILED: verify --op route on the GPU: exit $rc"; sed 's/^/    /' "$work/out" | head -40; fails=$((fails + 1)); }
 	expect 0 "verify --backend $(basename "$plugin") --op norm on the GPU" "$mb" verify --backend "$plugin" --op norm --quick
 	check "norm: PASS lines" 'grep -Eq "^PASS +norm +cuda" "$work/out"'
+	expect 0 "verify --backend $(basename "$plugin") --op expert on the GPU" "$mb" verify --backend "$plugin" --op expert --quick
+	check "expert: PASS lines" 'grep -Eq "^PASS +expert +cuda" "$work/out"'
 fi
 
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
