@@ -359,16 +359,16 @@ double moe_forward_decode_bytes(const struct moe_forward *f, int64_t pos)
 		const struct moe_model_layer *ly = &m->layers[l];
 		b += qbytes(&ly->input_norm) + qbytes(&ly->q_proj) + qbytes(&ly->k_proj) + qbytes(&ly->v_proj) +
 		     qbytes(&ly->o_proj);
+		/* the weights' bytes in their format, not a packed handle's: a handle may hold more than
+		 * one layout (the bf16 panels and the rows the decode kernel streams: twice the bytes, of
+		 * which a decode token reads one) */
 		if (c->dense[l]) {
-			b += f->pk_dense[l] ? (double)f->pk_dense[l]->bytes : ebytes(&ly->dense_mlp);
+			b += ebytes(&ly->dense_mlp);
 		} else {
 			b += qbytes(&ly->router);
-			const double per = f->pk_exp[l] && f->pk_exp[l]->count > 0
-						   ? (double)f->pk_exp[l]->bytes / f->pk_exp[l]->count
-						   : ebytes(&ly->experts[0]);
-			b += per * c->num_experts_per_tok;
+			b += ebytes(&ly->experts[0]) * c->num_experts_per_tok;
 			if (c->num_shared_experts > 0)
-				b += f->pk_sh[l] ? (double)f->pk_sh[l]->bytes : ebytes(&ly->shared);
+				b += ebytes(&ly->shared);
 		}
 		const int64_t W = c->sliding[l] ? c->sliding_window + (f->opt.window == MOE_WINDOW_PLUS1 ? 1 : 0) : 0;
 		const int64_t keys = (pos + 1) - moe_attn_first_key(pos, W);

@@ -425,6 +425,26 @@ START_TEST(test_paths_agree)
 }
 END_TEST
 
+/* A decode token's bytes are the weights' bytes in their format, whatever holds them: the OPT path's
+ * packed handles (bf16 W16A16 packs hold the panels and the rows, twice the bytes) must not change
+ * the count; the REF path holds no handle. */
+START_TEST(test_decode_bytes_ignore_packing)
+{
+	struct moe_model *m = build(&tiny_a, 11);
+	m->expert_params.act_quant = MOE_ACT_BF16;
+	struct moe_fwd_options o = { .path = MOE_FWD_REF, .profile = MOE_PROFILE_VLLM, .context = 16 };
+	struct moe_forward *fr, *fo;
+	ck_assert_msg(moe_forward_create(m, &o, NULL, &fr) == MOE_OK, "%s", moe_last_error());
+	o.path = MOE_FWD_OPT;
+	ck_assert_msg(moe_forward_create(m, &o, NULL, &fo) == MOE_OK, "%s", moe_last_error());
+	const double br = moe_forward_decode_bytes(fr, 5), bo = moe_forward_decode_bytes(fo, 5);
+	ck_assert_msg(br > 0 && bo == br, "decode bytes: opt %.0f, ref %.0f", bo, br);
+	moe_forward_free(fr);
+	moe_forward_free(fo);
+	unbuild(m);
+}
+END_TEST
+
 /* The window convention changes the result exactly where a sliding layer sees more than W keys,
  * and the criterion notices: a forward with the other convention is far outside the bound. */
 START_TEST(test_window_convention_matters)
@@ -481,6 +501,7 @@ int main(void)
 	tcase_add_test(tc, test_parallel_residual_hand);
 	tcase_add_test(tc, test_linear_vs_double);
 	tcase_add_test(tc, test_paths_agree);
+	tcase_add_test(tc, test_decode_bytes_ignore_packing);
 	tcase_add_test(tc, test_window_convention_matters);
 	tcase_add_test(tc, test_bad_input);
 	suite_add_tcase(s, tc);
