@@ -808,12 +808,13 @@ static int cmd_bench(const struct opts *o)
 				rc = fail2("bench", moe_last_error());
 				break;
 			}
-			/* one untimed token first: the phases of a warm token, as the decode rows above measure it */
+			/* one untimed token first; then, as the decode rows above, another token each time (the
+			 * same token again would route to the same experts, partly still in a large L3) */
 			for (int r = -1; r < (int)o->reps; r++) {
 				if (r == 0)
 					moe_forward_phase_clear(f);
 				moe_forward_seek(f, ctxs[0] - 1);
-				moe_forward_run(f, ids, 1, logits, NULL, e.th);
+				moe_forward_run(f, ids + ((r + 1) % maxctx), 1, logits, NULL, e.th);
 			}
 			const double *ph = moe_forward_phase_seconds(f);
 			double tot = 0.0;
