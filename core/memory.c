@@ -17,7 +17,11 @@ void *moe_alloc_large(size_t bytes)
 		return NULL;
 	if (bytes < HUGE_BYTES)
 		return aligned_alloc(64, (bytes + 63) / 64 * 64);
-	void *p = aligned_alloc(HUGE_BYTES, (bytes + 63) / 64 * 64);
+	/* posix_memalign: C11's aligned_alloc wants the size a multiple of the alignment (ASan aborts
+	 * otherwise), and rounding the size up would make the tail resident again */
+	void *p = NULL;
+	if (posix_memalign(&p, HUGE_BYTES, (bytes + 63) / 64 * 64) != 0)
+		return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
 	/* only the whole 2 MiB blocks: a huge page over the tail would make up to 2 MiB resident that
 	 * the caller never asked for (+33% on a 3 MiB tensor) */

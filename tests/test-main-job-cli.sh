@@ -39,7 +39,7 @@ if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["versio
 
 for cmd in run selfcheck info verify vectors bench calibrate compare model; do
 	expect 0 "$cmd --help" "$bin" $cmd --help
-	has "$cmd --help documents the exit status" "exit status|[Ee]xit [0-9]"
+	has "$cmd --help documents the exit status" "[Ee]xit status|[Ee]xit [0-9]"
 done
 
 # The main job: the default command, with its summary; a short verify-only run and the whole job.

@@ -19,7 +19,9 @@ static void usage(FILE *f)
 		   "  --force        measure even when a valid cache exists\n"
 		   "  --min-time S   seconds per sample (default 0.02)\n"
 		   "  --cache FILE   use FILE as the cache\n"
-		   "  --json FILE    also write the ceilings to FILE\n");
+		   "  --json FILE    also write the ceilings to FILE\n\n"
+		   "Exit status: 0 ceilings measured or read from a valid cache; 1 a measurement, the cache or\n"
+		   "the JSON could not be made or written; 2 bad usage.\n");
 }
 
 static enum moe_status dump(FILE *f, void *ctx)
