@@ -21,6 +21,8 @@
 #include <stdlib.h>
 
 #include "cuda_internal.h"
+#define MOE_CUDA_OP "expert"
+#include "cuda_check.cuh"
 
 #ifdef MOE_CUDA_FAST
 #define SUFFIX(name) name##_fast
@@ -38,18 +40,6 @@ struct expert_dev {
 	__nv_bfloat16 *gate, *up, *down; /* [count][I][H], [count][I][H], [count][H][I] */
 	size_t bytes;
 };
-
-[[noreturn]] void die(const char *what, cudaError_t e)
-{
-	fprintf(stderr, "moebench-cuda: expert: %s: %s (%s)\n", what, cudaGetErrorString(e), cudaGetErrorName(e));
-	abort();
-}
-
-void check(cudaError_t e, const char *what)
-{
-	if (e != cudaSuccess)
-		die(what, e);
-}
 
 __device__ __forceinline__ float silu(float g)
 {

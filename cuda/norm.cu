@@ -16,6 +16,8 @@
 #include <stdlib.h>
 
 #include "cuda_internal.h"
+#define MOE_CUDA_OP "norm"
+#include "cuda_check.cuh"
 
 #ifdef MOE_CUDA_FAST
 #define SUFFIX(name) name##_fast
@@ -102,18 +104,6 @@ __global__ void norm_kernel(norm_args a)
 		const float z = (a.layer ? v - mu : v) * r;
 		st(a.y, a.out_bf16, row * n + j, ld(a.w, a.w_bf16, j) * z);
 	}
-}
-
-[[noreturn]] void die(const char *what, cudaError_t e)
-{
-	fprintf(stderr, "moebench-cuda: norm: %s: %s (%s)\n", what, cudaGetErrorString(e), cudaGetErrorName(e));
-	abort();
-}
-
-void check(cudaError_t e, const char *what)
-{
-	if (e != cudaSuccess)
-		die(what, e);
 }
 
 size_t esize(enum moe_dtype t)

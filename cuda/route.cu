@@ -36,6 +36,8 @@
 #include <stdlib.h>
 
 #include "cuda_internal.h"
+#define MOE_CUDA_OP "route"
+#include "cuda_check.cuh"
 
 #ifdef MOE_CUDA_FAST
 #define SUFFIX(name) name##_fast
@@ -408,18 +410,6 @@ __global__ void route_kernel(route_args a)
 		const float v = m == MOE_ROUTE_TOPK ? w[k] : canon(w[k]);
 		w[k] = prof == kVllm ? v : round_bf16(v);
 	}
-}
-
-[[noreturn]] void die(const char *what, cudaError_t e)
-{
-	fprintf(stderr, "moebench-cuda: route: %s: %s (%s)\n", what, cudaGetErrorString(e), cudaGetErrorName(e));
-	abort();
-}
-
-void check(cudaError_t e, const char *what)
-{
-	if (e != cudaSuccess)
-		die(what, e);
 }
 
 route_args make_args(const struct moe_route_params *p, int64_t T)
